@@ -1,0 +1,220 @@
+"""`normalize`: restore spun text from files or stdin, line by line, to stdout or a file.
+
+Exactly one output line per input line, in order; blank lines and each line's own ending (LF, CRLF, none) are kept.
+Lines that cannot be restored are passed through unchanged and reported on stderr as `FILE:LINE: reason`:
+invalid UTF-8, a NUL byte, a line longer than --max-line-bytes, and in --jsonl mode a line that is not a JSON object
+or lacks a string in --field. Errors that stop the run (an unreadable file, a model that does not load) print one
+line and exit 1; with -o nothing is written then (the output file is replaced only at the end of a successful run).
+Usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from normalizer.core import Normalizer, Restoration
+
+CHUNK_LINES = 256
+
+
+@dataclass
+class Line:
+    """One input line: where it came from, its bytes without the ending, and the ending."""
+
+    source: str
+    number: int
+    raw: bytes
+    ending: bytes
+    text: str | None = None
+    """The text to restore (the line, or the JSONL field); None when the line is passed through."""
+    record: dict | None = None
+    skip: str | None = None
+    """Why the line is passed through unchanged."""
+
+
+def read_lines(name: str, stream: BinaryIO) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, content, ending) for every line of a binary stream."""
+    for n, raw in enumerate(stream, 1):
+        if raw.endswith(b"\r\n"):
+            yield n, raw[:-2], b"\r\n"
+        elif raw.endswith(b"\n"):
+            yield n, raw[:-1], b"\n"
+        else:
+            yield n, raw, b""
+
+
+def prepare(line: Line, jsonl: bool, field: str, max_bytes: int) -> Line:
+    """Decode and validate a line, filling `text` or `skip`."""
+    if max_bytes and len(line.raw) > max_bytes:
+        line.skip = f"line of {len(line.raw)} bytes exceeds --max-line-bytes {max_bytes}; passed through unchanged"
+        return line
+    try:
+        text = line.raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line.skip = f"invalid UTF-8 at byte {e.start}; passed through unchanged"
+        return line
+    if "\x00" in text:
+        line.skip = "NUL byte; passed through unchanged"
+        return line
+    if not jsonl:
+        line.text = text
+        return line
+    if not text.strip():
+        line.skip = ""  # blank line in JSONL: kept, nothing to report
+        return line
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        line.skip = f"invalid JSON ({e.msg} at column {e.colno}); passed through unchanged"
+        return line
+    if not isinstance(record, dict):
+        line.skip = "JSON value is not an object; passed through unchanged"
+    elif field not in record:
+        line.skip = f"no field {field!r}; passed through unchanged"
+    elif not isinstance(record[field], str):
+        line.skip = f"field {field!r} is {type(record[field]).__name__}, not a string; passed through unchanged"
+    elif "\x00" in record[field]:
+        line.skip = "NUL character in field; passed through unchanged"
+    else:
+        line.record, line.text = record, record[field]
+    return line
+
+
+def render(line: Line, result: Restoration | None, args) -> bytes:
+    """The output bytes for one line (its ending included)."""
+    if args.edits:
+        obj = {"source": line.source, "line": line.number}
+        if result is None:
+            obj["skipped"] = line.skip or "blank"
+        else:
+            obj["spin_score"] = round(result.spin_score, 4)
+            obj["edits"] = [e.__dict__ for e in result.edits]
+            obj["rejected"] = [{**r.edit.__dict__, "reason": r.reason} for r in result.rejected]
+        return json.dumps(obj, ensure_ascii=False).encode() + (line.ending or b"\n")
+    if result is None or (result.text == line.text and (not args.jsonl or args.output_field is None)):
+        return line.raw + line.ending
+    if args.jsonl:
+        record = dict(line.record)
+        record[args.output_field or args.field] = result.text
+        return json.dumps(record, ensure_ascii=False).encode() + line.ending
+    return result.text.encode() + line.ending
+
+
+def process(chunk: list[Line], normalizer: Normalizer, args, out: BinaryIO) -> None:
+    todo = [ln for ln in chunk if ln.text is not None]
+    results = normalizer.restore_batch([ln.text for ln in todo], batch_size=args.batch_size) if todo else []
+    by_id = {id(ln): r for ln, r in zip(todo, results)}
+    for ln in chunk:
+        if ln.skip:
+            print(f"{ln.source}:{ln.number}: {ln.skip}", file=sys.stderr)
+        out.write(render(ln, by_id.get(id(ln)), args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="normalize",
+        description="Restore spun (synonym-swapped) text to its original wording, one output line per input line.",
+        epilog="Lines that cannot be restored are passed through unchanged and reported on stderr.",
+    )
+    parser.add_argument("files", nargs="*", default=["-"], help="input files; - or none for stdin")
+    parser.add_argument("-o", "--output", help="output file (default: stdout); written only if the run succeeds")
+    parser.add_argument("--jsonl", action="store_true", help="input and output are JSON lines")
+    parser.add_argument("--field", default="text", help="JSONL field to restore (default: text)")
+    parser.add_argument("--output-field", help="JSONL field to write the restored text to (default: --field)")
+    parser.add_argument("--edits", action="store_true", help="write the edits of each line as JSON instead of text")
+    parser.add_argument("--model", help="checkpoint directory (default: the shipped model or $NORMALIZER_MODEL)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=32, help="pieces per model call (default: 32)")
+    parser.add_argument("--min-confidence", type=float, default=0.5,
+                        help="apply only edits at least this sure, 0 to 1; higher = fewer, surer edits (default: 0.5)")
+    parser.add_argument("--max-line-bytes", type=int, default=100_000,
+                        help="longer lines are passed through unchanged and reported; 0 = no limit (default: 100000)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        parser.error(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
+    if args.max_line_bytes < 0:
+        parser.error(f"--max-line-bytes must be >= 0, got {args.max_line_bytes}")
+    if args.output_field and not args.jsonl:
+        parser.error("--output-field needs --jsonl")
+    logging.basicConfig(level=logging.WARNING, format="normalize: %(message)s")
+    for name in args.files:
+        if name != "-" and not Path(name).is_file():
+            print(f"normalize: {name}: no such file", file=sys.stderr)
+            return 1
+    try:
+        normalizer = Normalizer.from_pretrained(args.model, device=args.device, min_confidence=args.min_confidence)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"normalize: cannot load model: {e}", file=sys.stderr)
+        return 1
+
+    tmp_path = None
+    if args.output:
+        target = Path(args.output)
+        fd, tmp_path = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        out = os.fdopen(fd, "wb")
+    else:
+        out = sys.stdout.buffer
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        for name in args.files:
+            stream = sys.stdin.buffer if name == "-" else open(name, "rb")
+            source = "<stdin>" if name == "-" else name
+            size = None if name == "-" else os.path.getsize(name)
+            bar = None
+            if show:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=size, unit="B", unit_scale=True, desc=source, file=sys.stderr, leave=False)
+            with stream:
+                chunk: list[Line] = []
+                for n, raw, ending in read_lines(source, stream):
+                    chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes))
+                    if len(chunk) == CHUNK_LINES:
+                        process(chunk, normalizer, args, out)
+                        if bar is not None:
+                            bar.update(sum(len(ln.raw) + len(ln.ending) for ln in chunk))
+                        chunk = []
+                process(chunk, normalizer, args, out)
+            if bar is not None:
+                bar.close()
+        out.flush()
+    except OSError as e:
+        print(f"normalize: {e}", file=sys.stderr)
+        if tmp_path:
+            out.close()
+            os.unlink(tmp_path)
+        return 1
+    except KeyboardInterrupt:
+        if tmp_path:
+            out.close()
+            os.unlink(tmp_path)
+        return 130
+    if tmp_path:
+        out.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+        os.replace(tmp_path, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The `Normalizer`: load a checkpoint, segment documents, restore pieces in length-sorted batches, guard the edits.
+
+Every character outside an accepted edit is copied from the input unchanged, so the output differs from the input
+only where the model proposed a word swap that the faithfulness guard let through.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason, locate_edits, parse_target
+from normalizer.edits import tokenize as word_tokens
+from normalizer.segment import segment
+from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "normalizer_config.json"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+TARGET_FORMATS = ("edits", "full")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A word swap in the input: `text[start:end]` (== `before`) becomes `after`."""
+
+    start: int
+    end: int
+    before: str
+    after: str
+    confidence: float
+    """Model probability of this edit given the edits before it (0 to 1)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An edit the model proposed but the normalizer did not apply, and why."""
+
+    edit: Edit
+    reason: str
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """The result of restoring one document."""
+
+    text: str
+    """The restored document."""
+    edits: list[Edit] = field(default_factory=list)
+    """Applied edits, in order, with offsets into the input."""
+    rejected: list[Rejection] = field(default_factory=list)
+    """Proposed edits that were not applied (faithfulness guard, low confidence, not found in the input)."""
+    spin_score: float = 0.0
+    """Share of the input's word tokens that were restored: 0 for clean text."""
+
+
+@dataclass
+class InferenceConfig:
+    """How a checkpoint is used at inference; stored beside the weights as `normalizer_config.json`."""
+
+    target_format: str = "edits"
+    """`edits` (the model emits `before<to> after<sep>...`) or `full` (the model emits the whole sentence)."""
+    max_words: int = 48
+    """Longest piece fed to the model, in word tokens; longer sentences are cut between words."""
+    max_new_tokens: int = 96
+    """Generation limit per piece."""
+    num_beams: int = 1
+    """Beam size (1 = greedy)."""
+
+    def __post_init__(self):
+        if self.target_format not in TARGET_FORMATS:
+            raise ValueError(f"target_format must be one of {TARGET_FORMATS}, got {self.target_format!r}")
+        if self.max_words < 1 or self.max_new_tokens < 1 or self.num_beams < 1:
+            raise ValueError(f"max_words, max_new_tokens and num_beams must be >= 1: {self}")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> InferenceConfig:
+        path = Path(directory) / CONFIG_FILE
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / CONFIG_FILE).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`auto`/None picks CUDA when present, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Normalizer:
+    """Restores spun text with a seq2seq checkpoint. Build it with `Normalizer.from_pretrained(path)`."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer: SpmTokenizer | HfTokenizer,
+        config: InferenceConfig | None = None,
+        *,
+        device: str | torch.device | None = None,
+        min_confidence: float = 0.5,
+        guard: GuardConfig = GuardConfig(),
+    ):
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.config = config or InferenceConfig()
+        self.min_confidence = min_confidence
+        self.guard = guard
+        self._sep_id = tokenizer.encode(SEP, add_eos=False)[-1]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        device: str | torch.device | None = None,
+        local_files_only: bool = True,
+        **kwargs,
+    ) -> Normalizer:
+        """Load a checkpoint directory (default: the shipped model, or $NORMALIZER_MODEL).
+
+        Only safetensors weights are read, and no code from the checkpoint is run. A path that does not exist is an
+        error at once; pass `local_files_only=False` to let `transformers` resolve a hub name instead.
+        Other keyword arguments go to `Normalizer(...)` (`min_confidence`, `guard`).
+        """
+        from transformers import AutoModelForSeq2SeqLM
+
+        path = path or os.environ.get("NORMALIZER_MODEL") or DEFAULT_MODEL
+        local = Path(path)
+        if local.exists():
+            if not local.is_dir():
+                raise NotADirectoryError(f"model path {local} is a file; expected a checkpoint directory")
+            if not any(local.glob("*.safetensors")):
+                raise FileNotFoundError(f"no safetensors weights in {local} (pickled weights are not loaded)")
+        elif local_files_only:
+            raise FileNotFoundError(f"model directory {local} does not exist")
+        dev = resolve_device(device)
+        # Half precision on GPU; float32 on CPU, where fp16 matmuls are slow or unsupported.
+        dtype = torch.float16 if dev.type == "cuda" else torch.float32
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only, trust_remote_code=False
+        )
+        tokenizer = load_tokenizer(path)
+        config = InferenceConfig.load(path) if local.exists() else InferenceConfig()
+        return cls(model, tokenizer, config, device=dev, **kwargs)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write weights (safetensors), model and generation config, tokenizer and inference config."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save(directory)
+        self.config.save(directory)
+
+    # ---- public API -------------------------------------------------------------------------------------------
+
+    def normalize(self, text: str) -> str:
+        """The restored text."""
+        return self.restore(text).text
+
+    def normalize_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> list[str]:
+        """Restored texts, same length and order as `texts`."""
+        return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
+
+    def restore(self, text: str) -> Restoration:
+        """The restored text with its edits, rejected proposals and spin score."""
+        return self.restore_batch([text])[0]
+
+    def restore_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> list[Restoration]:
+        """`restore` over many documents; pieces of all documents are batched together, sorted by length."""
+        if isinstance(texts, str):
+            raise TypeError("restore_batch takes a list of strings; use restore() for one string")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for k, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
+        pieces = [(d, a, b) for d, text in enumerate(texts) for a, b in segment(text, self.config.max_words)]
+        proposals = self._propose([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
+        per_doc: list[list[tuple[int, list[tuple[Located, float]]]]] = [[] for _ in texts]
+        for (d, a, _), located in zip(pieces, proposals):
+            per_doc[d].append((a, located))
+        return [self._assemble(text, found) for text, found in zip(texts, per_doc)]
+
+    # ---- internals --------------------------------------------------------------------------------------------
+
+    def _assemble(self, text: str, found: list[tuple[int, list[tuple[Located, float]]]]) -> Restoration:
+        edits, rejected = [], []
+        for offset, located in found:
+            for loc, conf in located:
+                edit = Edit(offset + loc.start, offset + loc.end, loc.before, loc.after, conf)
+                reason = guard_reason(loc.before, loc.after, self.guard)
+                if reason is None and conf < self.min_confidence:
+                    reason = "low confidence"
+                if reason is None:
+                    edits.append(edit)
+                elif reason != "no change":
+                    rejected.append(Rejection(edit, reason))
+        out, pos = [], 0
+        for e in edits:
+            out.append(text[pos : e.start])
+            out.append(e.after)
+            pos = e.end
+        out.append(text[pos:])
+        n_words = sum(1 for t in word_tokens(text) if t.text[0].isalnum())
+        n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
+        return Restoration("".join(out), edits, rejected, n_edited / n_words if n_words else 0.0)
+
+    @torch.inference_mode()
+    def _propose(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[tuple[Located, float]]]:
+        """Model proposals for each piece: located edits (piece offsets) with confidences."""
+        results: list[list[tuple[Located, float]]] = [[] for _ in pieces]
+        if not pieces:
+            return results
+        encoded = self.tokenizer.encode_batch(pieces)
+        order = sorted(range(len(pieces)), key=lambda i: len(encoded[i]))
+        batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(pieces), unit="piece", desc="normalize", leave=False)
+        for batch in batches:
+            for i, proposal in zip(batch, self._generate([encoded[i] for i in batch])):
+                results[i] = self._interpret(pieces[i], *proposal)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return results
+
+    def _generate(self, batch: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+        """Greedy/beam decoding: generated ids (no start token) and each one's log-probability."""
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch], device=self.device)  # (B, T)
+        attention = (torch.arange(width, device=self.device)[None, :] < torch.tensor(
+            [len(ids) for ids in batch], device=self.device)[:, None]).long()  # (B, T)
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=self.config.max_new_tokens,
+            num_beams=self.config.num_beams,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        scores = self.model.compute_transition_scores(
+            out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=self.config.num_beams == 1
+        )  # (B, S-1)
+        seqs = out.sequences[:, 1:].tolist()
+        logps = scores.float().cpu().tolist()
+        result = []
+        for ids, lp in zip(seqs, logps):
+            n = len(ids)
+            for k, t in enumerate(ids):
+                if t in (self.tokenizer.eos_token_id, pad):
+                    n = k + 1 if t == self.tokenizer.eos_token_id else k
+                    break
+            result.append((ids[:n], lp[:n]))
+        return result
+
+    def _interpret(self, piece: str, ids: list[int], logps: list[float]) -> list[tuple[Located, float]]:
+        if self.config.target_format == "full":
+            return self._interpret_full(piece, ids, logps)
+        # Split the output at <sep> and EOS. An edit's confidence is the probability of its tokens and of the
+        # terminator after it (an unterminated last edit, cut by max_new_tokens, has none).
+        chunks, start = [], 0
+        for k, t in enumerate(ids):
+            if t in (self._sep_id, self.tokenizer.eos_token_id):
+                chunks.append((start, k))
+                start = k + 1
+        if start < len(ids):
+            chunks.append((start, len(ids)))
+        spans, confs = [], []
+        for a, b in chunks:
+            parsed = parse_target(self.tokenizer.decode(ids[a:b]))
+            if parsed:
+                spans.append(parsed[0])
+                confs.append(math.exp(sum(logps[a : b + 1])))
+        return [(loc, confs[loc.index]) for loc in locate_edits(piece, spans)]
+
+    def _interpret_full(self, piece: str, ids: list[int], logps: list[float]) -> list[tuple[Located, float]]:
+        """Align a full-sentence output to the input word by word; each differing run becomes an edit."""
+        output = self.tokenizer.decode(ids)
+        src, tgt = word_tokens(piece), word_tokens(output)
+        # Character end of each output token prefix, to find which generated ids produced an output word.
+        ends = [len(self.tokenizer.decode(ids[: k + 1])) for k in range(len(ids))]
+        matcher = difflib.SequenceMatcher(a=[t.text for t in src], b=[t.text for t in tgt], autojunk=False)
+        found = []
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op == "equal":
+                continue
+            if i1 == i2:  # pure insertion: anchor on the preceding word so the guard can judge it
+                if i1 == 0:
+                    continue
+                i1 -= 1
+                j1 = max(j1 - 1, 0)
+            after = detokenize([t.text for t in tgt[j1:j2]])
+            a_chr = tgt[j1].start if j2 > j1 else 0
+            b_chr = tgt[j2 - 1].end if j2 > j1 else 0
+            toks = [k for k, e in enumerate(ends) if e > a_chr and (k == 0 or ends[k - 1] < b_chr)]
+            conf = math.exp(sum(logps[k] for k in toks)) if toks else 1.0
+            start, end = src[i1].start, src[i2 - 1].end
+            found.append((Located(start, end, piece[start:end], after, len(found)), conf))
+        return found
+
+
+_DEFAULT: Normalizer | None = None
+
+
+def normalize(text: str) -> str:
+    """Restore `text` with the shipped default model (loaded once, on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Normalizer.from_pretrained()
+    return _DEFAULT.normalize(text)
+
+
+def iter_batches(items: Iterable, size: int) -> Iterable[list]:
+    """Consecutive lists of `size` items (the last may be shorter)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+__all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer", "normalize"]

@@ -1,0 +1,198 @@
+"""Word tokens with offsets, the edit-sequence target format, and the faithfulness guard.
+
+The model never rewrites a sentence; it emits a short list of edits, `before<to> after<sep> before<to> after`,
+empty when the sentence is clean. An edit is applied only where its `before` words occur in the input (searched
+left to right from the previous edit), so a wrong prediction can at worst swap a few words, never garble the rest.
+Training builds its targets with `make_target` and inference reads them with `parse_target` and `locate_edits`,
+so both sides share one definition of the format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TO = "<to>"
+SEP = "<sep>"
+SPECIAL_SYMBOLS = (TO, SEP)
+
+# Words (with inner hyphens/apostrophes) or single non-space, non-word characters.
+_TOKEN_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+
+_URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|\b\w+\.(?:com|org|net|gov|edu|co\.uk)\b", re.I)
+_DIGIT_RE = re.compile(r"\d")
+_CURRENCY_RE = re.compile(r"[$€£¥₹]")
+
+
+@dataclass(frozen=True)
+class Token:
+    """A word or punctuation mark and its character span in the text it came from."""
+
+    text: str
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split `text` into word and punctuation tokens with character offsets."""
+    return [Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
+def words(text: str) -> list[str]:
+    """The token strings of `text` (see `tokenize`)."""
+    return _TOKEN_RE.findall(text)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A proposed edit: the words of the input (`before`) and what should stand there (`after`)."""
+
+    before: str
+    after: str
+
+
+def make_target(spans: list[Span]) -> str:
+    """Serialise edits, in input order, into the model's target string (empty when there are none).
+
+    Symbols are glued to the word before them, so SentencePiece spends one piece on each and the next word keeps
+    its word-initial piece: `mentioned<to> said<sep> inside<to> in`.
+    """
+    return f"{SEP} ".join(f"{s.before}{TO} {s.after}" for s in spans)
+
+
+def parse_target(target: str) -> list[Span]:
+    """Parse a model output into edits; malformed pieces (no `<to>`, empty `before`) are dropped."""
+    spans = []
+    for piece in target.split(SEP):
+        if TO not in piece:
+            continue
+        before, _, after = piece.partition(TO)
+        before, after = before.strip(), after.replace(TO, " ").strip()
+        if before:
+            spans.append(Span(before, after))
+    return spans
+
+
+def _find(tokens: list[Token], needle: list[str], start: int) -> int:
+    """Index of the first run of `tokens` from `start` equal to `needle`, or -1."""
+    n = len(needle)
+    for i in range(start, len(tokens) - n + 1):
+        if all(tokens[i + k].text == needle[k] for k in range(n)):
+            return i
+    return -1
+
+
+def disambiguate(tokens: list[Token], start: int, first: int, last: int, original: list[str]) -> tuple[int, list[str]]:
+    """Widen the edit over tokens[first:last] leftwards until its `before` is the first match after `start`.
+
+    Returns the new first index and the `after` words widened the same way (the context words are unchanged).
+    """
+    after = list(original)
+    while first > start:
+        needle = [t.text for t in tokens[first:last]]
+        if _find(tokens, needle, start) == first:
+            break
+        first -= 1
+        after.insert(0, tokens[first].text)
+    return first, after
+
+
+@dataclass(frozen=True)
+class Located:
+    """An edit anchored in the input: character span [start, end) holds `before`, to be replaced by `after`."""
+
+    start: int
+    end: int
+    before: str
+    after: str
+    index: int
+    """Position of the edit in the model output (to look up its confidence)."""
+
+
+def locate_edits(text: str, spans: list[Span]) -> list[Located]:
+    """Anchor edits in `text`, left to right; an edit whose `before` is not found after the previous one is dropped.
+
+    The replacement keeps the input's own whitespace style: `after` words are joined with single spaces, except that
+    punctuation hugs the word before it as it did in the input.
+    """
+    tokens = tokenize(text)
+    cursor = 0
+    out = []
+    for index, span in enumerate(spans):
+        needle = words(span.before)
+        if not needle:
+            continue
+        i = _find(tokens, needle, cursor)
+        if i < 0:
+            continue
+        j = i + len(needle)
+        start, end = tokens[i].start, tokens[j - 1].end
+        out.append(Located(start, end, text[start:end], detokenize(words(span.after)), index))
+        cursor = j
+    return out
+
+
+_NO_SPACE_BEFORE = set(".,;:!?%)]}’”'")
+_NO_SPACE_AFTER = set("([{‘“$£€")
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Join tokens with spaces, except around punctuation that hugs its neighbour."""
+    out = ""
+    for tok in tokens:
+        if out and not (tok in _NO_SPACE_BEFORE or out[-1] in _NO_SPACE_AFTER or tok == "-" or out.endswith("-")):
+            out += " "
+        out += tok
+    return out
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Limits on what an accepted edit may change."""
+
+    max_span_words: int = 5
+    """Longest `before` or `after`, in tokens."""
+    max_length_change: int = 2
+    """Largest difference in token count between `before` and `after` (bounds insertion and deletion)."""
+
+
+_DATE_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april june july august "
+    "september october november december".split()
+)
+# Quantities that say the same thing as a unit word: spinners write "12 months" for "year", and undoing that changes
+# no number. Keys are lower-cased token tuples.
+UNIT_EQUIVALENTS = frozenset(
+    {("12", "months"), ("twelve", "months"), ("7", "days"), ("seven", "days"), ("24", "hours"), ("60", "minutes")}
+)
+
+
+def _protected(s: str) -> list[str]:
+    """Numbers, dates, URLs, e-mail addresses and currency amounts in `s`: content an edit must never change."""
+    lowered, toks, i = [w.lower() for w in words(s)], [], 0
+    while i < len(lowered):
+        unit = next((u for u in UNIT_EQUIVALENTS if tuple(lowered[i : i + len(u)]) == u), None)
+        if unit:
+            i += len(unit)
+        else:
+            toks.append(lowered[i])
+            i += 1
+    found = sorted(_URL_RE.findall(s))
+    found += sorted(w for w in toks if _DIGIT_RE.search(w) or _CURRENCY_RE.search(w) or w in _DATE_WORDS)
+    return found
+
+
+def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig()) -> str | None:
+    """Why the edit `before` → `after` is not a faithful word swap, or None when it is."""
+    b, a = words(before), words(after)
+    if b == a:
+        return "no change"
+    if not a:
+        return "deletes content"
+    if len(b) > config.max_span_words or len(a) > config.max_span_words:
+        return "span too long"
+    if abs(len(b) - len(a)) > config.max_length_change:
+        return "inserts or drops content"
+    if _protected(before) != _protected(after):
+        return "changes a number, date, URL, e-mail or amount"
+    return None

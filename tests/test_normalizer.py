@@ -1,0 +1,135 @@
+"""The Python API: batching, pass-through, byte-identity outside edits, save/load, guard, confidence, loading."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from normalizer import Normalizer, Restoration
+from normalizer.edits import SEP, TO, words
+
+from helpers import scripted, tiny_model
+
+DOCS = [
+    "The company mentioned profits rose 5% on Tuesday.\nShares fell.",
+    "",
+    "   \n\t ",
+    "Short one.",
+    "A longer document. It has several sentences! Does it work? Yes.\r\n\r\nNew paragraph here.",
+]
+
+
+def test_batch_equals_single_and_keeps_order(normalizer):
+    batch = normalizer.normalize_batch(DOCS, batch_size=2)
+    assert len(batch) == len(DOCS)
+    assert batch == [normalizer.normalize(d) for d in DOCS]
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\n", "\t \r\n"])
+def test_empty_and_whitespace_pass_through(normalizer, text):
+    r = normalizer.restore(text)
+    assert r.text == text and r.edits == [] and r.spin_score == 0.0
+
+
+def test_rejects_non_string_items(normalizer):
+    with pytest.raises(TypeError):
+        normalizer.normalize_batch(["ok", None])
+    with pytest.raises(TypeError):
+        normalizer.normalize_batch("a string")
+
+
+def swap_words(piece: str) -> str:
+    """Propose replacing every third word with a made-up one."""
+    ws = [w for w in words(piece) if w.isalpha()]
+    return f"{SEP} ".join(f"{w}{TO} zz{w}" for w in ws[::3])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.sampled_from(["The", "firm", "mentioned", "rose", "5%", "café", "“quoted”", "—", "日本", "😀", ".", "!", "?"]),
+    st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\n\n", " \u00a0"]),
+    st.text(max_size=4),
+), max_size=60).map("".join))
+def test_text_outside_edits_is_byte_identical(normalizer, text):
+    scripted(normalizer, swap_words)
+    r = normalizer.restore(text)
+    pos, rebuilt = 0, []
+    for e in r.edits:
+        assert e.start >= pos and text[e.start : e.end] == e.before
+        rebuilt += [text[pos : e.start], e.after]
+        pos = e.end
+    rebuilt.append(text[pos:])
+    assert "".join(rebuilt) == r.text
+
+
+def test_applies_word_swap_with_offsets(normalizer):
+    scripted(normalizer, lambda piece: f"mentioned{TO} said" if "mentioned" in piece else "")
+    text = "The firm mentioned it.\n\nNothing here."
+    r = normalizer.restore(text)
+    assert isinstance(r, Restoration)
+    assert r.text == "The firm said it.\n\nNothing here."
+    (e,) = r.edits
+    assert (e.start, e.end, e.before, e.after) == (9, 18, "mentioned", "said")
+    assert e.confidence == pytest.approx(1.0)
+    assert 0 < r.spin_score < 1
+
+
+def test_guard_rejects_number_change(normalizer):
+    scripted(normalizer, lambda piece: f"5%{TO} 6%")
+    text = "Profits rose 5% on Tuesday."
+    r = normalizer.restore(text)
+    assert r.text == text and r.edits == []
+    assert [x.reason for x in r.rejected] == ["changes a number, date, URL, e-mail or amount"]
+
+
+def test_min_confidence_knob(tokenizer):
+    def unsure(batch):  # every token at probability e^-0.1
+        target = tokenizer.encode(f"mentioned{TO} said")
+        return [(target, [-0.1] * len(target)) for _ in batch]
+
+    text = "He mentioned it."
+    for threshold, changed in [(0.1, True), (0.9, False)]:
+        n = Normalizer(tiny_model(tokenizer), tokenizer, device="cpu", min_confidence=threshold)
+        n._generate = unsure
+        assert (n.normalize(text) != text) == changed
+
+
+def test_full_target_format(tokenizer):
+    from normalizer import InferenceConfig
+
+    n = Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(target_format="full"), device="cpu",
+                   min_confidence=0.0)
+    scripted(n, lambda piece: piece.replace("mentioned", "said").replace("5", "6"))
+    r = n.restore("The firm mentioned that 5 people came.")
+    assert r.text == "The firm said that 5 people came."
+    assert len(r.rejected) == 1
+
+
+def test_save_load_identical(normalizer, tmp_path):
+    normalizer.save_pretrained(tmp_path)
+    loaded = Normalizer.from_pretrained(tmp_path, device="cpu", min_confidence=0.0)
+    assert loaded.normalize_batch(DOCS) == normalizer.normalize_batch(DOCS)
+    restored = [r.edits for r in loaded.restore_batch(DOCS)]
+    assert restored == [r.edits for r in normalizer.restore_batch(DOCS)]
+
+
+def test_missing_model_fails_fast(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Normalizer.from_pretrained(tmp_path / "nope")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        Normalizer.from_pretrained(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="safetensors"):
+        Normalizer.from_pretrained(tmp_path / "empty")
+
+
+def test_long_document_is_not_truncated(normalizer):
+    scripted(normalizer, swap_words)
+    text = ("word " * 3000).strip() + ". " + "Another sentence here.\n" * 50
+    r = normalizer.restore(text)
+    assert len(r.edits) > 100
+    assert re.sub("zz", "", r.text) == text
