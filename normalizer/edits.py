@@ -19,7 +19,7 @@ SPECIAL_SYMBOLS = (TO, SEP)
 # Words (with inner hyphens/apostrophes) or single non-space, non-word characters.
 _TOKEN_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
-_URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|\b\w+\.(?:com|org|net|gov|edu|co\.uk)\b", re.I)
+URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|\b\w+\.(?:com|org|net|gov|edu|co\.uk)\b", re.I)
 _DIGIT_RE = re.compile(r"\d")
 _CURRENCY_RE = re.compile(r"[$€£¥₹]")
 
@@ -177,7 +177,7 @@ def _protected(s: str) -> list[str]:
         else:
             toks.append(lowered[i])
             i += 1
-    found = sorted(_URL_RE.findall(s))
+    found = sorted(URL_RE.findall(s))
     found += sorted(w for w in toks if _DIGIT_RE.search(w) or _CURRENCY_RE.search(w) or w in _DATE_WORDS)
     return found
 

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from normalizer.edits import tokenize
+from normalizer.edits import URL_RE, tokenize
 from training import phrases
 from training.lexicon import Lexicon, load
 
@@ -118,16 +118,25 @@ class SpinResult:
 
 
 @lru_cache(maxsize=200_000)
-def analyse(word: str) -> tuple[str, str | None, str | None]:
-    """(lemma, universal POS, Penn tag) of a lower-case word; the first reading lemminflect knows, else the word."""
+def analyses(word: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """Every (lemma, universal POS, Penn tag) reading lemminflect knows for a lower-case word, else the word itself."""
     from lemminflect import getAllInflections, getAllLemmas
 
+    found = []
     for upos, lemmas in getAllLemmas(word).items():
         for lemma in lemmas:
             for tag, forms in getAllInflections(lemma, upos=upos).items():
-                if word in forms:
-                    return lemma, upos, tag
-    return word, None, None
+                if word in forms and (lemma, upos, tag) not in found:
+                    found.append((lemma, upos, tag))
+    # A word equal to its lemma is a base form; lemminflect also lists it as e.g. NNS ("war") when a plural
+    # spelling variant coincides, which would inflect its synonyms wrongly.
+    base = [r for r in found if r[0] != word or r[2] in _BASE_TAGS]
+    return tuple(base or found) or ((word, None, None),)
+
+
+def analyse(word: str) -> tuple[str, str | None, str | None]:
+    """The first reading of `analyses`."""
+    return analyses(word)[0]
 
 
 @lru_cache(maxsize=200_000)
@@ -205,6 +214,10 @@ class Spinner:
         """Spin `text`; `rng` overrides the spinner's own generator (for order-independent, per-item seeding)."""
         rng = rng or self.rng
         toks = tokenize(text)
+        # Tokens inside URLs and e-mail addresses are never swapped.
+        protected = [m.span() for m in URL_RE.finditer(text)]
+        if protected:
+            toks = [t for t in toks if not any(a <= t.start < b for a, b in protected)]
         out: list[str] = []
         swaps: list[Swap] = []
         pos = 0  # next character of `text` not yet copied
@@ -258,8 +271,12 @@ class Spinner:
             if rng.random() < rate:
                 return match_case(replacement, surface), n
             return None, n if n > 1 else 1
-        # Single words: mid-sentence capitals are names; acronyms and words with digits are left alone.
-        if (word[0].isupper() and not sentence_start) or (len(word) > 1 and word.isupper()) or not word.isalpha():
+        # Single words: mid-sentence capitals are names, and so is a sentence-initial capital followed by another
+        # ("War Office"); acronyms and words with digits are left alone.
+        next_capital = i + 1 < len(toks) and toks[i + 1].text[0].isupper()
+        if word[0].isupper() and (not sentence_start or next_capital):
+            return None, 1
+        if (len(word) > 1 and word.isupper()) or not word.isalpha():
             return None, 1
         lw = word.lower()
         if lw in NEVER or len(lw) < 3:
@@ -271,27 +288,29 @@ class Spinner:
 
 
 def candidates(profile: Profile, lexicon: Lexicon, word: str) -> tuple[list[str], list[float]]:
-    """Inflected synonyms of a lower-case word under `profile`, most frequent first, and their choice weights."""
-    lemma, upos, tag = analyse(word)
-    pos = _UPOS.get(upos) if profile.pos_strict and upos else None
-    cands, scores = [], []
-    for s in lexicon.synonyms(lemma, profile.sources, pos):
-        if lemma in s.split() or word in s.split():
-            continue
-        form = inflect(s, tag, upos)
-        if form is None or form == word or (form != s and not _is_word(form.split()[0 if upos == "VERB" else -1])):
-            continue
-        cands.append(form)
-        scores.append(lexicon.frequency(s) - (profile.multiword_penalty if " " in s else 0.0))
-        if len(cands) >= 3 * profile.top_k:
-            break
-    order = sorted(range(len(cands)), key=lambda k: -scores[k])[: profile.top_k]
+    """Inflected synonyms of a lower-case word under `profile`, most frequent first, and their choice weights.
+
+    Every reading of the word counts (spinners do not disambiguate): "saying" gives synonyms of the noun and,
+    inflected, of the verb "say".
+    """
+    best: dict[str, float] = {}
+    for lemma, upos, tag in analyses(word):
+        pos = _UPOS.get(upos) if profile.pos_strict and upos else None
+        for s in lexicon.synonyms(lemma, profile.sources, pos)[: 3 * profile.top_k]:
+            if lemma in s.split() or word in s.split():
+                continue
+            form = inflect(s, tag, upos)
+            if form is None or form == word or (form != s and not _is_word(form.split()[0 if upos == "VERB" else -1])):
+                continue
+            score = lexicon.frequency(s) - (profile.multiword_penalty if " " in s else 0.0)
+            best[form] = max(best.get(form, -1e9), score)
+    cands = sorted(best, key=lambda f: (-best[f], f))[: profile.top_k]
     if profile.policy == "uniform":
-        weights = [1.0] * len(order)
+        weights = [1.0] * len(cands)
     else:
-        top = max((scores[k] for k in order), default=0.0)
-        weights = [math.exp((scores[k] - top) / profile.temperature) for k in order]
-    return [cands[k] for k in order], weights
+        top = best[cands[0]] if cands else 0.0
+        weights = [math.exp((best[c] - top) / profile.temperature) for c in cands]
+    return cands, weights
 
 
 def main(argv: list[str] | None = None) -> None:

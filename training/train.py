@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -66,6 +67,10 @@ class TrainConfig:
     """AdamW weight decay (not on norms and biases)."""
     clip_norm: float = 1.0
     """Gradient clipping (global norm)."""
+    aux_weight: float = 0.0
+    """Weight of the encoder auxiliary loss: at every input position, predict the original token there (through the
+    tied output layer), so the encoder learns which words are spun and what they were from every token, not only
+    from the few the decoder writes. 0 turns it off."""
     clean_share: float = 0.25
     """Keep unspun pairs (empty target) up to this share of the training set (0.25 ≈ the natural mix)."""
     seed: int = 0
@@ -144,16 +149,33 @@ def build_model(config: TrainConfig):
     return T5ForConditionalGeneration(t5), tokenizer
 
 
-def encode_split(tokenizer, rows: dict, config: TrainConfig) -> list[tuple[list[int], list[int]]]:
-    """(source ids, target ids) per pair, over-long pairs dropped."""
+def encode_split(tokenizer, rows: dict, config: TrainConfig) -> list[tuple[list[int], list[int], list[int]]]:
+    """(source ids, target ids, auxiliary labels) per pair; over-long pairs dropped.
+
+    The auxiliary labels give, for each source token, the token of the original sentence aligned to it (difflib over
+    token ids): its own id where the text is unchanged, the first token of the replacement where a swapped run
+    starts, and -100 (ignored) inside a swapped run.
+    """
     key = "target" if config.target_format == "edits" else "original"
     sources = tokenizer.encode_batch(rows["spun"])
     targets = tokenizer.encode_batch(rows[key])
-    return [
-        (s, t)
-        for s, t in zip(sources, targets)
-        if len(s) <= config.max_source_tokens and len(t) <= config.max_target_tokens
-    ]
+    originals = tokenizer.encode_batch(rows["original"]) if key != "original" else targets
+    out = []
+    for s, t, o in zip(sources, targets, originals):
+        if len(s) <= config.max_source_tokens and len(t) <= config.max_target_tokens:
+            out.append((s, t, aux_labels(s, o) if config.aux_weight else []))
+    return out
+
+
+def aux_labels(source: list[int], original: list[int]) -> list[int]:
+    """Per source token, the aligned original token (see `encode_split`)."""
+    labels = [-100] * len(source)
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=source, b=original, autojunk=False).get_opcodes():
+        if op == "equal":
+            labels[i1:i2] = source[i1:i2]
+        elif i2 > i1 and j2 > j1:
+            labels[i1] = original[j1]
+    return labels
 
 
 def select_training_rows(ds, config: TrainConfig) -> dict:
@@ -181,16 +203,42 @@ def batches_for_epoch(lengths: list[int], batch_size: int, seed: int, epoch: int
     return batches
 
 
-def collate(pairs: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
-    """Dynamic padding: input_ids/attention_mask (B, S) and labels (B, T) with -100 at padding."""
-    s_len = max(len(s) for s, _ in pairs)
-    t_len = max(len(t) for _, t in pairs)
+def collate(pairs: list[tuple[list[int], list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+    """Dynamic padding: input_ids/attention_mask (B, S), labels (B, T) and aux_labels (B, S), -100 at padding."""
+    s_len = max(len(p[0]) for p in pairs)
+    t_len = max(len(p[1]) for p in pairs)
     input_ids = torch.full((len(pairs), s_len), pad, dtype=torch.long)
     labels = torch.full((len(pairs), t_len), -100, dtype=torch.long)
-    for k, (s, t) in enumerate(pairs):
+    aux = torch.full((len(pairs), s_len), -100, dtype=torch.long)
+    for k, (s, t, a) in enumerate(pairs):
         input_ids[k, : len(s)] = torch.tensor(s)
         labels[k, : len(t)] = torch.tensor(t)
-    return {"input_ids": input_ids, "attention_mask": (input_ids != pad).long(), "labels": labels}
+        if a:
+            aux[k, : len(a)] = torch.tensor(a)
+    return {"input_ids": input_ids, "attention_mask": (input_ids != pad).long(), "labels": labels, "aux_labels": aux}
+
+
+def compute_loss(model, train_model, batch: dict, aux_weight: float, keep_unchanged: float = 0.15) -> torch.Tensor:
+    """Seq2seq cross-entropy, plus `aux_weight` times the encoder auxiliary loss (see TrainConfig.aux_weight).
+
+    The auxiliary loss is taken at every swapped position and at a random `keep_unchanged` share of the others
+    (predicting a token's own id is easy and would otherwise cost most of the output-layer compute).
+    """
+    aux_labels = batch.pop("aux_labels")
+    out = train_model(**batch)
+    if not aux_weight:
+        return out.loss
+    swapped = (aux_labels != batch["input_ids"]) & (aux_labels != -100)  # (B, S)
+    sampled = (torch.rand(aux_labels.shape, device=aux_labels.device) < keep_unchanged) & (aux_labels != -100)
+    select = swapped | sampled
+    if not select.any():
+        return out.loss
+    hidden = out.encoder_last_hidden_state[select]  # (N, d)
+    if getattr(model.config, "tie_word_embeddings", False):
+        hidden = hidden * model.config.d_model**-0.5  # as T5 scales before its tied output layer
+    logits = model.get_output_embeddings()(hidden)  # (N, V)
+    aux = torch.nn.functional.cross_entropy(logits.float(), aux_labels[select])
+    return out.loss + aux_weight * aux
 
 
 def lr_lambda(config: TrainConfig):
@@ -315,7 +363,7 @@ def train(config: TrainConfig) -> Path:
     if distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
-    lengths = [len(s) + len(t) for s, t in data]
+    lengths = [len(s) + len(t) for s, t, _ in data]
     pbar = None
     if config.progress and rank == 0:
         from tqdm.auto import tqdm
@@ -332,7 +380,7 @@ def train(config: TrainConfig) -> Path:
             idx = batches[b][rank::world]
             batch = {k: v.to(device) for k, v in collate([data[i] for i in idx], tokenizer.pad_token_id).items()}
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = train_model(**batch).loss
+                loss = compute_loss(model, train_model, batch, config.aux_weight)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)

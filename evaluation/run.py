@@ -1,0 +1,248 @@
+"""Evaluate models and baselines on test sets: JSON results and a Markdown report with a precision/recall plot.
+
+    python -m evaluation.run --model models/default --baselines identity lexicon \
+        --testsets data/testsets/*.jsonl --out reports/default
+
+For each system and test set: the metrics of `evaluation.metrics`; slices per spinner profile and spin rate (each
+synthetic file is one profile x rate; the report also pools them into training profiles vs held-out profiles); for
+models, precision and recall across the confidence knob (one model run at min_confidence 0, edits then filtered by
+confidence, which is exactly what a higher `min_confidence` does); and the worst examples as word diffs.
+Deterministic: greedy decoding, fixed test sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from evaluation.metrics import evaluate, wer
+from evaluation.testsets import load_testset
+from normalizer.core import Normalizer, Restoration
+from normalizer.edits import words
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+DEFAULT_THRESHOLD = 0.5
+
+
+def apply_edits(text: str, r: Restoration, threshold: float) -> str:
+    """`text` with the edits of `r` whose confidence is at least `threshold`."""
+    out, pos = [], 0
+    for e in r.edits:
+        if e.confidence >= threshold:
+            out += [text[pos : e.start], e.after]
+            pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def word_diff(a: str, b: str) -> str:
+    """Words of `a` turned into `b`, as `[-old-]{+new+}` marks."""
+    x, y = words(a), words(b)
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=x, b=y, autojunk=False).get_opcodes():
+        if op == "equal":
+            out += x[i1:i2]
+        else:
+            if i2 > i1:
+                out.append("[-" + " ".join(x[i1:i2]) + "-]")
+            if j2 > j1:
+                out.append("{+" + " ".join(y[j1:j2]) + "+}")
+    return " ".join(out)
+
+
+def run_model(normalizer: Normalizer, spun: list[str], batch_size: int) -> tuple[list[Restoration], float]:
+    start = time.time()
+    restorations = normalizer.restore_batch(spun, batch_size=batch_size)
+    return restorations, time.time() - start
+
+
+def evaluate_all(
+    models: dict[str, Normalizer],
+    baselines: dict[str, Callable[[list[str]], list[str]]],
+    testsets: list[Path],
+    batch_size: int = 32,
+    n_worst: int = 3,
+) -> dict:
+    """Results per test set and system: metrics, PR curve (models), worst examples, seconds."""
+    results: dict = {"testsets": {}}
+    from tqdm.auto import tqdm
+
+    for path in tqdm(testsets, desc="test sets", unit="set"):
+        rows = load_testset(path)
+        spun, original = [r["spun"] for r in rows], [r["original"] for r in rows]
+        alternatives = [r.get("alternatives", []) for r in rows]
+        meta_path = path.with_suffix(".meta.json")
+        entry = {"rows": len(rows), "meta": json.loads(meta_path.read_text()) if meta_path.exists() else {},
+                 "systems": {}}
+        for name, normalizer in models.items():
+            restorations, secs = run_model(normalizer, spun, batch_size)
+            curve = []
+            for t in THRESHOLDS:
+                outs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
+                m = evaluate(spun, outs, original, alternatives, sacrebleu_scores=False)
+                curve.append({"threshold": t, **{k: m[k] for k in ("precision", "recall", "err", "over_correction")}})
+            outputs = [apply_edits(s, r, DEFAULT_THRESHOLD) for s, r in zip(spun, restorations)]
+            entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, secs, n_worst)
+            entry["systems"][name]["pr_curve"] = curve
+            entry["systems"][name]["rejected_by_guard"] = sum(
+                1 for r in restorations for x in r.rejected if x.reason != "low confidence")
+        for name, fn in baselines.items():
+            start = time.time()
+            outputs = fn(spun)
+            entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, time.time() - start, n_worst)
+        results["testsets"][path.stem] = entry
+    return results
+
+
+def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
+    metrics = evaluate(spun, outputs, original, alternatives)
+    # Worst: the items where the output is furthest from the original, relative to the input.
+    scored = sorted(range(len(spun)), key=lambda k: -(wer([outputs[k]], [original[k]]) - wer([spun[k]], [original[k]])))
+    worst = [{"spun": spun[k], "output": outputs[k], "original": original[k],
+              "output_vs_original": word_diff(outputs[k], original[k])} for k in scored[:n_worst]]
+    return {"metrics": metrics, "seconds": secs, "worst": worst}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "-inf" if v == float("-inf") else f"{v:.3f}"
+    return str(v)
+
+
+COLUMNS = ("err", "wer_in", "wer_out", "precision", "recall", "f0.5", "over_correction", "exact_match", "unchanged",
+           "chrf", "bleu")
+
+
+def pooled(results: dict, select: Callable[[dict], bool]) -> dict[str, dict[str, float]]:
+    """Row-weighted average metrics per system over the test sets whose meta passes `select`."""
+    out: dict[str, dict[str, float]] = {}
+    sets = [e for e in results["testsets"].values() if select(e["meta"])]
+    for e in sets:
+        for name, s in e["systems"].items():
+            acc = out.setdefault(name, {"n": 0})
+            acc["n"] += e["rows"]
+            for c in COLUMNS:
+                v = s["metrics"].get(c)
+                if isinstance(v, float) and v != float("-inf"):
+                    acc[c] = acc.get(c, 0.0) + v * e["rows"]
+    for acc in out.values():
+        for c in COLUMNS:
+            if c in acc:
+                acc[c] /= acc["n"]
+    return out
+
+
+def write_report(results: dict, out_dir: Path, title: str) -> Path:
+    """results.json, report.md and pr_curve.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# {title}", "", results.get("description", ""), ""]
+    for label, select in (
+        ("Held-out spinner profiles (never seen in training)", lambda m: m.get("kind") == "synthetic" and m.get("held_out")),
+        ("Training spinner profiles", lambda m: m.get("kind") == "synthetic" and not m.get("held_out")),
+    ):
+        table = pooled(results, select)
+        if table:
+            lines += [f"## {label}, pooled (row-weighted means of per-set scores)", "", _table(table), ""]
+    for name, e in results["testsets"].items():
+        meta = e["meta"]
+        what = ", ".join(f"{k} {meta[k]}" for k in ("kind", "profile", "rate", "held_out") if k in meta)
+        lines += [f"## {name} ({e['rows']} rows; {what})", "",
+                  _table({n: {**s["metrics"], "seconds": s["seconds"]} for n, s in e["systems"].items()}, seconds=True),
+                  ""]
+        for sys_name, s in e["systems"].items():
+            if s["metrics"]["system_edits"] == 0:
+                continue
+            lines += [f"<details><summary>worst examples: {sys_name}</summary>", ""]
+            for w in s["worst"]:
+                lines += [f"- spun: {w['spun']}", f"  - output → original: {w['output_vs_original']}"]
+            lines += ["", "</details>", ""]
+    png = _plot(results, out_dir / "pr_curve.png")
+    if png:
+        lines += ["## Precision against recall across min_confidence", "", f"![precision/recall]({png.name})", ""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _table(rows: dict[str, dict], seconds: bool = False) -> str:
+    cols = [c for c in COLUMNS if any(c in r for r in rows.values())] + (["seconds"] if seconds else [])
+    head = "| system | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
+    body = "\n".join(f"| {n} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for n, r in rows.items())
+    return head + "\n" + body
+
+
+def _plot(results: dict, path: Path) -> Path | None:
+    curves: dict[str, list] = {}
+    for set_name, e in results["testsets"].items():
+        if e["meta"].get("kind") != "synthetic":
+            continue
+        for sys_name, s in e["systems"].items():
+            if "pr_curve" in s:
+                curves.setdefault(f"{sys_name} / {e['meta'].get('profile')}", []).append(s["pr_curve"])
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, sets in sorted(curves.items()):
+        n = len(sets[0])
+        p = [sum(c[k]["precision"] for c in sets) / len(sets) for k in range(n)]
+        r = [sum(c[k]["recall"] for c in sets) / len(sets) for k in range(n)]
+        ax.plot(r, p, marker="o", markersize=3, label=label)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("min_confidence from 0 (right) to 0.95 (left)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="*", default=[], help="checkpoint directories (name=DIR or DIR)")
+    parser.add_argument("--baselines", nargs="*", default=["identity", "lexicon"], choices=["identity", "lexicon"])
+    parser.add_argument("--testsets", nargs="+", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--title", default="Restoration report")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    models = {}
+    for spec in args.model:
+        name, _, path = spec.rpartition("=")
+        models[name or Path(path).name] = Normalizer.from_pretrained(path, device=args.device, min_confidence=0.0)
+    baselines: dict = {}
+    if "identity" in args.baselines:
+        from evaluation.baselines import identity
+
+        baselines["identity"] = identity
+    if "lexicon" in args.baselines:
+        from evaluation.baselines import lexicon_baseline
+
+        baselines["lexicon"] = lexicon_baseline()
+    results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size)
+    results["description"] = (f"Command: `python -m evaluation.run {' '.join(argv)}`. "
+                              f"Model outputs at min_confidence {DEFAULT_THRESHOLD}.")
+    report = write_report(results, args.out, args.title)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Build the harness's test sets, deterministically, from held-out documents (the corpus's `test` split).
+
+    python -m evaluation.testsets --out data/testsets
+
+Writes JSONL files of `{"id", "spun", "original", "profile", "rate"}` paragraphs, each with a `.meta.json` beside it
+saying how it was made (command, seed, profile, rate, counts):
+- `synthetic-<profile>-r<rate>.jsonl`: every spinner profile (the held-out one included) at rates 0.15, 0.3, 0.45;
+- `clean.jsonl`: original paragraphs as input (the right output is the input, unchanged);
+- `phrases.jsonl`: sentences holding a phrase-table entry (function words, phrases, idioms, institutions), spun
+  with phrase swaps only, so phrase restoration is measured on its own.
+Test sets hold corpus text, so they are built where needed and never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+from training.corpus import load_splits, paragraphs, sentences
+from training.spin import HELD_OUT_PROFILES, PROFILES, Spinner
+
+RATES = (0.15, 0.3, 0.45)
+
+
+def _write(path: Path, rows: list[dict], meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    meta = {**meta, "count": len(rows), "spun_differs": sum(r["spun"] != r["original"] for r in rows)}
+    path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def build_testsets(
+    out_dir: str | Path, per_set: int = 80, seed: int = 1234, max_words: int = 120, sources: list[str] | None = None
+) -> list[Path]:
+    """Write all test sets into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    docs = load_splits(sources)["test"]
+    paras = [(f"{d.id}#{k}", p) for d in docs for k, p in enumerate(paragraphs(d.text))]
+    paras = [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
+    rng = random.Random(seed)
+    rng.shuffle(paras)
+    base = {"builder": "python -m evaluation.testsets", "seed": seed, "source": "test split (by document)",
+            "held_out_profiles": list(HELD_OUT_PROFILES)}
+    written = []
+    for pi, name in enumerate(sorted(PROFILES)):
+        for ri, rate in enumerate(RATES):
+            spinner = Spinner(name, rate, seed=seed + 10 * pi + ri)
+            # Each set draws its own paragraphs, so sets are not the same text spun differently.
+            chosen = random.Random(seed + 100 * pi + ri).sample(paras, min(per_set, len(paras)))
+            rows = [{"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate}
+                    for i, p in chosen]
+            path = out_dir / f"synthetic-{name}-r{rate}.jsonl"
+            _write(path, rows, {**base, "kind": "synthetic", "profile": name, "rate": rate,
+                                "held_out": name in HELD_OUT_PROFILES})
+            written.append(path)
+    clean = random.Random(seed + 7).sample(paras, min(2 * per_set, len(paras)))
+    rows = [{"id": i, "spun": p, "original": p, "profile": "none", "rate": 0.0} for i, p in clean]
+    _write(out_dir / "clean.jsonl", rows, {**base, "kind": "clean"})
+    written.append(out_dir / "clean.jsonl")
+
+    # Phrase set: a spinner with no lexicon, so only phrase tables apply, at the top rate; random phrase choice.
+    profile = dataclasses.replace(PROFILES["spinrewriter"], name="phrases-only", sources=(), phrase_choice=None,
+                                  institution_scale=1.0)
+    spinner = Spinner(profile, 0.6, seed=seed + 11)
+    rows = []
+    for i, p in paras:
+        for k, s in enumerate(sentences(p)):
+            result = spinner.spin(s)
+            if result.swaps:
+                rows.append({"id": f"{i}.{k}", "spun": result.spun, "original": s, "profile": "phrases-only",
+                             "rate": 0.6, "phrases": [[w.original, w.spun] for w in result.swaps]})
+        if len(rows) >= 2 * per_set:
+            break
+    _write(out_dir / "phrases.jsonl", rows, {**base, "kind": "phrases", "profile": "phrase tables only, random choice"})
+    written.append(out_dir / "phrases.jsonl")
+    return written
+
+
+def load_testset(path: str | Path) -> list[dict]:
+    """Rows of a test-set JSONL file (each with `spun` and `original`)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                row = json.loads(line)
+                if "spun" not in row or "original" not in row:
+                    raise ValueError(f"{path}:{n}: a test row needs 'spun' and 'original'")
+                rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("data/testsets"))
+    parser.add_argument("--per-set", type=int, default=80, help="paragraphs per synthetic set")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+    for path in build_testsets(args.out, args.per_set, args.seed):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The runner end to end on a tiny model and a 5-line test set; the baselines; the benchmark on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from evaluation.baselines import LexiconBaseline, identity
+from evaluation.run import evaluate_all, write_report
+from training.lexicon import Lexicon
+
+ROWS = [
+    {"spun": "The firm mentioned profits climbed.", "original": "The firm said profits rose."},
+    {"spun": "Nothing was spun here.", "original": "Nothing was spun here."},
+    {"spun": "He mentioned it.", "original": "He said it."},
+    {"spun": "", "original": ""},
+    {"spun": "Shares climbed 5% on Tuesday.", "original": "Shares rose 5% on Tuesday."},
+]
+
+
+def test_runner_end_to_end(tmp_path, saved_model_dir):
+    from normalizer import Normalizer
+
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    path.with_suffix(".meta.json").write_text(json.dumps({"kind": "synthetic", "profile": "x", "held_out": True}))
+    model = Normalizer.from_pretrained(saved_model_dir, device="cpu", min_confidence=0.0)
+    results = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
+    entry = results["testsets"]["tiny"]
+    assert entry["rows"] == 5
+    assert entry["systems"]["identity"]["metrics"]["err"] == 0.0
+    assert len(entry["systems"]["tiny"]["pr_curve"]) > 3
+    report = write_report(results, tmp_path / "report", "Tiny")
+    text = report.read_text()
+    assert "| identity |" in text and "Held-out" in text
+    assert (tmp_path / "report" / "results.json").exists() and (tmp_path / "report" / "pr_curve.png").exists()
+    # Deterministic: a second run gives the same numbers.
+    again = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
+    assert again["testsets"]["tiny"]["systems"]["tiny"]["metrics"] == entry["systems"]["tiny"]["metrics"]
+
+
+def test_lexicon_baseline_restores_in_context():
+    lex = Lexicon({"moby": {"say": {"": ["mention"]}, "rise": {"": ["climb"]}}}, {"mention": 4.0, "climb": 4.0})
+    corpus = ["The firm said profits rose."] * 20 + ["He said it rose."] * 20
+    uni, bi = Counter(), Counter()
+    from normalizer.edits import tokenize
+
+    for text in corpus:
+        toks = ["<s>"] + [t.text.lower() for t in tokenize(text)] + ["</s>"]
+        uni.update(toks)
+        bi.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
+    base = LexiconBaseline({"uni": uni, "bi": bi}, lexicon=lex, margin=1.0)
+    assert base(["The firm mentioned profits climbed."]) == ["The firm said profits rose."]
+    assert base(["Nothing to change here."]) == ["Nothing to change here."]
+
+
+def test_bench_runs_on_tiny_model(tmp_path, saved_model_dir):
+    from evaluation.bench import bench
+
+    result = bench(str(saved_model_dir), [r["spun"] for r in ROWS if r["spun"]], "cpu", [1, 4], latency_n=3)
+    assert result["sentences"] == 4 and len(result["throughput"]) == 2
+    assert all(t["sentences_per_s"] > 0 and t["ratio_to_plain_generate"] > 0 for t in result["throughput"])

@@ -1,0 +1,107 @@
+"""Training end to end on a handful of pairs: checkpoint files, loading, and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from training.train import TrainConfig, parse_args, train
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "spiece.model", "normalizer_config.json",
+               "training_config.json", "metrics.json"}
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    import datasets
+
+    from conftest import corpus
+    from training.lexicon import Lexicon
+    from training.pairs import target_for
+    from training.spin import Spinner
+
+    lex = Lexicon({"moby": {"say": {"": ["mention"]}, "rise": {"": ["climb"]}, "firm": {"": ["agency"]}}},
+                  {"mention": 4.0, "climb": 4.0, "agency": 4.0})
+    d = tmp_path_factory.mktemp("pairs")
+    for split, n in (("train", 64), ("dev", 8)):
+        rows = {"spun": [], "original": [], "target": [], "profile": [], "rate": []}
+        for k, s in enumerate(corpus()[:n]):
+            rate = 0.0 if k % 4 == 0 else 0.6
+            r = Spinner("spinbot", rate, seed=k, lexicon=lex).spin(s)
+            for key, v in (("spun", r.spun), ("original", s), ("target", target_for(r.spun, r.swaps)),
+                           ("profile", "spinbot"), ("rate", rate)):
+                rows[key].append(v)
+        datasets.Dataset.from_dict(rows).save_to_disk(str(d / split / "shard-00000"))
+    return d
+
+
+def config(pairs_dir, tokenizer_dir, out_dir, **kw) -> TrainConfig:
+    base = dict(pairs=str(pairs_dir), tokenizer=str(tokenizer_dir), out_dir=str(out_dir), preset="tiny",
+                max_steps=4, batch_size=8, warmup_steps=2, save_every=2, eval_every=0, eval_size=4, progress=False,
+                device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("target_format,aux_weight", [("edits", 0.5), ("full", 0.0)])
+def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
+    from normalizer import Normalizer
+
+    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", target_format=target_format,
+                             aux_weight=aux_weight))
+    assert {p.name for p in model_dir.iterdir()} == MODEL_FILES
+    saved = json.loads((model_dir / "training_config.json").read_text())
+    assert saved["target_format"] == target_format and saved["max_steps"] == 4
+    metrics = json.loads((model_dir / "metrics.json").read_text())["dev_during_training"]
+    assert metrics[-1]["step"] == 4 and "err" in metrics[-1]
+    n = Normalizer.from_pretrained(model_dir, device="cpu")
+    assert n.config.target_format == target_format
+    assert isinstance(n.normalize("The firm said profits rose."), str)
+    ckpt = tmp_path / "run" / "checkpoint"
+    assert {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"} <= {p.name for p in ckpt.iterdir()}
+
+
+def test_resume_after_kill(pairs_dir, tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.train", "--pairs", str(pairs_dir), "--tokenizer", str(tokenizer_dir),
+           "--out-dir", str(out), "--preset", "tiny", "--max-steps", "400", "--batch-size", "8", "--save-every", "5",
+           "--eval-every", "0", "--eval-size", "4", "--no-progress", "--device", "cpu", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "checkpoint" / "trainer_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["step"] >= 10:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved_step = json.loads(state.read_text())["step"]
+    assert 10 <= saved_step < 400
+
+    cmd[cmd.index("--max-steps") + 1] = str(saved_step + 6)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed from {out / 'checkpoint'} at step {saved_step}" in done.stderr
+    final = json.loads(state.read_text())
+    assert final["step"] == saved_step + 6
+    assert (out / "model" / "model.safetensors").exists()
+
+
+def test_config_validation_and_cli():
+    with pytest.raises(ValueError, match="target_format"):
+        TrainConfig(target_format="words")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        TrainConfig.from_dict({"learning_rate": 1})
+    cfg = parse_args(["--max-steps", "7", "--no-progress", "--lr", "0.002"])
+    assert (cfg.max_steps, cfg.progress, cfg.lr) == (7, False, 0.002)
+    with pytest.raises(SystemExit):
+        parse_args(["--precision", "fp8"])
