@@ -73,9 +73,8 @@ class LexiconBaseline:
 
     def _score(self, prev: str, w: str, nxt: str) -> float:
         v = self.vocab
-        return (
-            math.log((self.bi.get(f"{prev} {w}", 0) + 1) / (self.uni.get(prev, 0) + v))
-            + math.log((self.bi.get(f"{w} {nxt}", 0) + 1) / (self.uni.get(w, 0) + v))
+        return math.log((self.bi.get(f"{prev} {w}", 0) + 1) / (self.uni.get(prev, 0) + v)) + math.log(
+            (self.bi.get(f"{w} {nxt}", 0) + 1) / (self.uni.get(w, 0) + v)
         )
 
     def restore(self, text: str) -> str:

@@ -51,8 +51,13 @@ def plain_generate(normalizer: Normalizer, sentences: list[str], batch_size: int
             batch = encoded[k : k + batch_size]
             width = max(map(len, batch))
             ids = torch.tensor([b + [tok.pad_token_id] * (width - len(b)) for b in batch], device=device)
-            out = model.generate(input_ids=ids, attention_mask=(ids != tok.pad_token_id).long(),
-                                 max_new_tokens=normalizer.config.max_new_tokens, num_beams=1, do_sample=False)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=(ids != tok.pad_token_id).long(),
+                max_new_tokens=normalizer.config.max_new_tokens,
+                num_beams=1,
+                do_sample=False,
+            )
             [tok.decode(o) for o in out.tolist()]
     _sync(device)
     return time.perf_counter() - start
@@ -73,21 +78,29 @@ def bench(model: str, texts: list[str], device: str, batch_sizes: list[int], lat
     n_tokens = sum(len(ids) for ids in normalizer.tokenizer.encode_batch(sentences))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    result = {"device": str(dev), "machine": machine(), "cold_start_s": cold, "sentences": len(sentences),
-              "input_tokens": n_tokens, "throughput": []}
+    result = {
+        "device": str(dev),
+        "machine": machine(),
+        "cold_start_s": cold,
+        "sentences": len(sentences),
+        "input_tokens": n_tokens,
+        "throughput": [],
+    }
     for bs in batch_sizes:
         start = time.perf_counter()
         normalizer.normalize_batch(sentences, batch_size=bs)
         _sync(dev)
         ours = time.perf_counter() - start
         plain = plain_generate(normalizer, sentences, bs)
-        result["throughput"].append({
-            "batch_size": bs,
-            "sentences_per_s": len(sentences) / ours,
-            "tokens_per_s": n_tokens / ours,
-            "plain_generate_sentences_per_s": len(sentences) / plain,
-            "ratio_to_plain_generate": plain / ours,
-        })
+        result["throughput"].append(
+            {
+                "batch_size": bs,
+                "sentences_per_s": len(sentences) / ours,
+                "tokens_per_s": n_tokens / ours,
+                "plain_generate_sentences_per_s": len(sentences) / plain,
+                "ratio_to_plain_generate": plain / ours,
+            }
+        )
     lat = []
     for s in sentences[:latency_n]:
         start = time.perf_counter()
@@ -114,16 +127,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     texts = [r["spun"] for r in load_testset(args.testset)[: args.n]]
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    results = {"model": args.model, "testset": str(args.testset), "documents": len(texts),
-               "runs": [bench(args.model, texts, d, args.batch_sizes, args.latency_n) for d in devices]}
+    results = {
+        "model": args.model,
+        "testset": str(args.testset),
+        "documents": len(texts),
+        "runs": [bench(args.model, texts, d, args.batch_sizes, args.latency_n) for d in devices],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     for run in results["runs"]:
-        print(f"{run['device']}: cold start {run['cold_start_s']:.1f} s, "
-              f"p50 {run['latency_single_sentence_s']['p50'] * 1000:.0f} ms")
+        print(
+            f"{run['device']}: cold start {run['cold_start_s']:.1f} s, "
+            f"p50 {run['latency_single_sentence_s']['p50'] * 1000:.0f} ms"
+        )
         for t in run["throughput"]:
-            print(f"  batch {t['batch_size']:>3}: {t['sentences_per_s']:.1f} sent/s, {t['tokens_per_s']:.0f} tok/s, "
-                  f"x{t['ratio_to_plain_generate']:.2f} of plain generate")
+            print(
+                f"  batch {t['batch_size']:>3}: {t['sentences_per_s']:.1f} sent/s, {t['tokens_per_s']:.0f} tok/s, "
+                f"x{t['ratio_to_plain_generate']:.2f} of plain generate"
+            )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,10 @@ def f_beta(tp: int, n_sys: int, n_gold: int, beta: float = 0.5) -> tuple[float, 
 
 
 def edit_counts(
-    spun: Sequence[str], outputs: Sequence[str], originals: Sequence[str], alternatives: Sequence[Sequence[str]] | None = None
+    spun: Sequence[str],
+    outputs: Sequence[str],
+    originals: Sequence[str],
+    alternatives: Sequence[Sequence[str]] | None = None,
 ) -> tuple[int, int, int]:
     """Total (true positives, system edits, gold edits); per item, the reference (original or an alternative)
     that gives the best F0.5 is used, as M2 does with several annotators."""

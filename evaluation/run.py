@@ -80,8 +80,11 @@ def evaluate_all(
         spun, original = [r["spun"] for r in rows], [r["original"] for r in rows]
         alternatives = [r.get("alternatives", []) for r in rows]
         meta_path = path.with_suffix(".meta.json")
-        entry = {"rows": len(rows), "meta": json.loads(meta_path.read_text()) if meta_path.exists() else {},
-                 "systems": {}}
+        entry = {
+            "rows": len(rows),
+            "meta": json.loads(meta_path.read_text()) if meta_path.exists() else {},
+            "systems": {},
+        }
         for name, normalizer in models.items():
             restorations, secs = run_model(normalizer, spun, batch_size)
             curve = []
@@ -93,7 +96,8 @@ def evaluate_all(
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, secs, n_worst)
             entry["systems"][name]["pr_curve"] = curve
             entry["systems"][name]["rejected_by_guard"] = sum(
-                1 for r in restorations for x in r.rejected if x.reason != "low confidence")
+                1 for r in restorations for x in r.rejected if x.reason != "low confidence"
+            )
         for name, fn in baselines.items():
             start = time.time()
             outputs = fn(spun)
@@ -106,8 +110,15 @@ def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
     metrics = evaluate(spun, outputs, original, alternatives)
     # Worst: the items where the output is furthest from the original, relative to the input.
     scored = sorted(range(len(spun)), key=lambda k: -(wer([outputs[k]], [original[k]]) - wer([spun[k]], [original[k]])))
-    worst = [{"spun": spun[k], "output": outputs[k], "original": original[k],
-              "output_vs_original": word_diff(outputs[k], original[k])} for k in scored[:n_worst]]
+    worst = [
+        {
+            "spun": spun[k],
+            "output": outputs[k],
+            "original": original[k],
+            "output_vs_original": word_diff(outputs[k], original[k]),
+        }
+        for k in scored[:n_worst]
+    ]
     return {"metrics": metrics, "seconds": secs, "worst": worst}
 
 
@@ -117,8 +128,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
-COLUMNS = ("err", "wer_in", "wer_out", "precision", "recall", "f0.5", "over_correction", "exact_match", "unchanged",
-           "chrf", "bleu")
+COLUMNS = (
+    "err",
+    "wer_in",
+    "wer_out",
+    "precision",
+    "recall",
+    "f0.5",
+    "over_correction",
+    "exact_match",
+    "unchanged",
+    "chrf",
+    "bleu",
+)
 
 
 def pooled(results: dict, select: Callable[[dict], bool]) -> dict[str, dict[str, float]]:
@@ -146,7 +168,10 @@ def write_report(results: dict, out_dir: Path, title: str) -> Path:
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# {title}", "", results.get("description", ""), ""]
     for label, select in (
-        ("Held-out spinner profiles (never seen in training)", lambda m: m.get("kind") == "synthetic" and m.get("held_out")),
+        (
+            "Held-out spinner profiles (never seen in training)",
+            lambda m: m.get("kind") == "synthetic" and m.get("held_out"),
+        ),
         ("Training spinner profiles", lambda m: m.get("kind") == "synthetic" and not m.get("held_out")),
     ):
         table = pooled(results, select)
@@ -155,9 +180,12 @@ def write_report(results: dict, out_dir: Path, title: str) -> Path:
     for name, e in results["testsets"].items():
         meta = e["meta"]
         what = ", ".join(f"{k} {meta[k]}" for k in ("kind", "profile", "rate", "held_out") if k in meta)
-        lines += [f"## {name} ({e['rows']} rows; {what})", "",
-                  _table({n: {**s["metrics"], "seconds": s["seconds"]} for n, s in e["systems"].items()}, seconds=True),
-                  ""]
+        lines += [
+            f"## {name} ({e['rows']} rows; {what})",
+            "",
+            _table({n: {**s["metrics"], "seconds": s["seconds"]} for n, s in e["systems"].items()}, seconds=True),
+            "",
+        ]
         for sys_name, s in e["systems"].items():
             if s["metrics"]["system_edits"] == 0:
                 continue
@@ -238,8 +266,9 @@ def main(argv: list[str] | None = None) -> None:
 
         baselines["lexicon"] = lexicon_baseline()
     results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size)
-    results["description"] = (f"Command: `python -m evaluation.run {' '.join(argv)}`. "
-                              f"Model outputs at min_confidence {DEFAULT_THRESHOLD}.")
+    results["description"] = (
+        f"Command: `python -m evaluation.run {' '.join(argv)}`. Model outputs at min_confidence {DEFAULT_THRESHOLD}."
+    )
     report = write_report(results, args.out, args.title)
     print(report)
 

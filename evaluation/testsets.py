@@ -44,19 +44,27 @@ def build_testsets(
     paras = [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
     rng = random.Random(seed)
     rng.shuffle(paras)
-    base = {"builder": "python -m evaluation.testsets", "seed": seed, "source": "test split (by document)",
-            "held_out_profiles": list(HELD_OUT_PROFILES)}
+    base = {
+        "builder": "python -m evaluation.testsets",
+        "seed": seed,
+        "source": "test split (by document)",
+        "held_out_profiles": list(HELD_OUT_PROFILES),
+    }
     written = []
     for pi, name in enumerate(sorted(PROFILES)):
         for ri, rate in enumerate(RATES):
             spinner = Spinner(name, rate, seed=seed + 10 * pi + ri)
             # Each set draws its own paragraphs, so sets are not the same text spun differently.
             chosen = random.Random(seed + 100 * pi + ri).sample(paras, min(per_set, len(paras)))
-            rows = [{"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate}
-                    for i, p in chosen]
+            rows = [
+                {"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate} for i, p in chosen
+            ]
             path = out_dir / f"synthetic-{name}-r{rate}.jsonl"
-            _write(path, rows, {**base, "kind": "synthetic", "profile": name, "rate": rate,
-                                "held_out": name in HELD_OUT_PROFILES})
+            _write(
+                path,
+                rows,
+                {**base, "kind": "synthetic", "profile": name, "rate": rate, "held_out": name in HELD_OUT_PROFILES},
+            )
             written.append(path)
     clean = random.Random(seed + 7).sample(paras, min(2 * per_set, len(paras)))
     rows = [{"id": i, "spun": p, "original": p, "profile": "none", "rate": 0.0} for i, p in clean]
@@ -64,16 +72,25 @@ def build_testsets(
     written.append(out_dir / "clean.jsonl")
 
     # Phrase set: a spinner with no lexicon, so only phrase tables apply, at the top rate; random phrase choice.
-    profile = dataclasses.replace(PROFILES["spinrewriter"], name="phrases-only", sources=(), phrase_choice=None,
-                                  institution_scale=1.0)
+    profile = dataclasses.replace(
+        PROFILES["spinrewriter"], name="phrases-only", sources=(), phrase_choice=None, institution_scale=1.0
+    )
     spinner = Spinner(profile, 0.6, seed=seed + 11)
     rows = []
     for i, p in paras:
         for k, s in enumerate(sentences(p)):
             result = spinner.spin(s)
             if result.swaps:
-                rows.append({"id": f"{i}.{k}", "spun": result.spun, "original": s, "profile": "phrases-only",
-                             "rate": 0.6, "phrases": [[w.original, w.spun] for w in result.swaps]})
+                rows.append(
+                    {
+                        "id": f"{i}.{k}",
+                        "spun": result.spun,
+                        "original": s,
+                        "profile": "phrases-only",
+                        "rate": 0.6,
+                        "phrases": [[w.original, w.spun] for w in result.swaps],
+                    }
+                )
         if len(rows) >= 2 * per_set:
             break
     _write(out_dir / "phrases.jsonl", rows, {**base, "kind": "phrases", "profile": "phrase tables only, random choice"})

@@ -1,7 +1,7 @@
 """normalizer: restore spun (synonym-swapped) news text to its original wording.
 
-    >>> from normalizer import normalize
-    >>> normalize("The firm mentioned final 12 months that income rose.")  # doctest: +SKIP
+>>> from normalizer import normalize
+>>> normalize("The firm mentioned final 12 months that income rose.")  # doctest: +SKIP
 """
 
 from normalizer.core import Edit, InferenceConfig, Normalizer, Rejection, Restoration, normalize

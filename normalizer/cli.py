@@ -134,12 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model or $NORMALIZER_MODEL)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, default=32, help="pieces per model call (default: 32)")
-    parser.add_argument("--min-confidence", type=float, default=0.5,
-                        help="apply only edits at least this sure, 0 to 1; higher = fewer, surer edits (default: 0.5)")
-    parser.add_argument("--max-line-bytes", type=int, default=100_000,
-                        help="longer lines are passed through unchanged and reported; 0 = no limit (default: 100000)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="apply only edits at least this sure, 0 to 1; higher = fewer, surer edits (default: 0.5)",
+    )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=100_000,
+        help="longer lines are passed through unchanged and reported; 0 = no limit (default: 100000)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     return parser
 
 

@@ -154,8 +154,11 @@ class Normalizer:
         elif local_files_only:
             raise FileNotFoundError(f"model directory {local} does not exist")
         dev = resolve_device(device)
-        # Half precision on GPU; float32 on CPU, where fp16 matmuls are slow or unsupported.
-        dtype = torch.float16 if dev.type == "cuda" else torch.float32
+        # Half precision on GPU (bf16 where supported: T5 activations can overflow fp16); float32 on CPU.
+        if dev.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            dtype = torch.float32
         model = AutoModelForSeq2SeqLM.from_pretrained(
             str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only, trust_remote_code=False
         )
@@ -194,7 +197,13 @@ class Normalizer:
         for k, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
-        pieces = [(d, a, b) for d, text in enumerate(texts) for a, b in segment(text, self.config.max_words)]
+        # Pieces without a letter (numbers, symbols, emoji) hold no word to swap back and skip the model.
+        pieces = [
+            (d, a, b)
+            for d, text in enumerate(texts)
+            for a, b in segment(text, self.config.max_words)
+            if any(ch.isalpha() for ch in text[a:b])
+        ]
         proposals = self._propose([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
         per_doc: list[list[tuple[int, list[tuple[Located, float]]]]] = [[] for _ in texts]
         for (d, a, _), located in zip(pieces, proposals):
@@ -253,8 +262,10 @@ class Normalizer:
         width = max(len(ids) for ids in batch)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch], device=self.device)  # (B, T)
-        attention = (torch.arange(width, device=self.device)[None, :] < torch.tensor(
-            [len(ids) for ids in batch], device=self.device)[:, None]).long()  # (B, T)
+        attention = (
+            torch.arange(width, device=self.device)[None, :]
+            < torch.tensor([len(ids) for ids in batch], device=self.device)[:, None]
+        ).long()  # (B, T)
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from helpers import tiny_model
 
 SENTENCES = [
@@ -52,8 +51,9 @@ def tokenizer(tokenizer_dir):
 def normalizer(tokenizer):
     from normalizer import InferenceConfig, Normalizer
 
-    return Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=12), device="cpu",
-                      min_confidence=0.0)
+    return Normalizer(
+        tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=12), device="cpu", min_confidence=0.0
+    )
 
 
 @pytest.fixture(scope="session")

@@ -97,8 +97,9 @@ def test_missing_model_is_an_error(tmp_path, capsys):
     assert "no-model" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--min-confidence", "2"], ["--output-field", "x"],
-                                  ["--no-such-flag"]])
+@pytest.mark.parametrize(
+    "args", [["--batch-size", "0"], ["--min-confidence", "2"], ["--output-field", "x"], ["--no-such-flag"]]
+)
 def test_usage_errors_exit_2(args):
     with pytest.raises(SystemExit) as e:
         main(args)

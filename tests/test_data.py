@@ -83,12 +83,23 @@ def test_lexicon_readers(tmp_path):
     (wn / "data.noun").write_text("00001 03 n 02 war 0 warfare 0 000 | a conflict\n")
     assert read_wordnet(wn)["war"]["n"] == ["warfare"]
     my = tmp_path / "th.dat"
-    my.write_text("UTF-8\nwar|2\n(noun)|warfare|struggle (similar term)|conflict (generic term)\n(verb)|fight|peace (antonym)\n")
+    my.write_text(
+        "UTF-8\nwar|2\n(noun)|warfare|struggle (similar term)|conflict (generic term)\n(verb)|fight|peace (antonym)\n"
+    )
     assert read_mythes(my)["war"] == {"n": ["warfare", "struggle"], "v": ["fight"]}
 
 
-@pytest.mark.parametrize("text", ["emoji 😀 and CJK 日本語", "“curly” ‘quotes’ — – …", "tabs\tand  double  spaces",
-                                  " leading and trailing ", "café naïve Zürich", "x<to> y<sep> z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "emoji 😀 and CJK 日本語",
+        "“curly” ‘quotes’ — – …",
+        "tabs\tand  double  spaces",
+        " leading and trailing ",
+        "café naïve Zürich",
+        "x<to> y<sep> z",
+    ],
+)
 def test_tokenizer_round_trip(tokenizer, text):
     assert tokenizer.decode(tokenizer.encode(text)) == text
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import scripted, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normalizer import Normalizer, Restoration
 from normalizer.edits import SEP, TO, words
-
-from helpers import scripted, tiny_model
 
 DOCS = [
     "The company mentioned profits rose 5% on Tuesday.\nShares fell.",
@@ -48,11 +47,18 @@ def swap_words(piece: str) -> str:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(
-    st.sampled_from(["The", "firm", "mentioned", "rose", "5%", "café", "“quoted”", "—", "日本", "😀", ".", "!", "?"]),
-    st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\n\n", " \u00a0"]),
-    st.text(max_size=4),
-), max_size=60).map("".join))
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                ["The", "firm", "mentioned", "rose", "5%", "café", "“quoted”", "—", "日本", "😀", ".", "!", "?"]
+            ),
+            st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\n\n", " \u00a0"]),
+            st.text(max_size=4),
+        ),
+        max_size=60,
+    ).map("".join)
+)
 def test_text_outside_edits_is_byte_identical(normalizer, text):
     scripted(normalizer, swap_words)
     r = normalizer.restore(text)
@@ -100,8 +106,9 @@ def test_min_confidence_knob(tokenizer):
 def test_full_target_format(tokenizer):
     from normalizer import InferenceConfig
 
-    n = Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(target_format="full"), device="cpu",
-                   min_confidence=0.0)
+    n = Normalizer(
+        tiny_model(tokenizer), tokenizer, InferenceConfig(target_format="full"), device="cpu", min_confidence=0.0
+    )
     scripted(n, lambda piece: piece.replace("mentioned", "said").replace("5", "6"))
     r = n.restore("The firm mentioned that 5 people came.")
     assert r.text == "The firm said that 5 people came."

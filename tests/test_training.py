@@ -15,38 +15,63 @@ import pytest
 from training.train import TrainConfig, parse_args, train
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "spiece.model", "normalizer_config.json",
-               "training_config.json", "metrics.json"}
+MODEL_FILES = {
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "spiece.model",
+    "normalizer_config.json",
+    "training_config.json",
+    "metrics.json",
+}
 
 
 @pytest.fixture(scope="module")
 def pairs_dir(tmp_path_factory):
     import datasets
-
     from conftest import corpus
+
     from training.lexicon import Lexicon
     from training.pairs import target_for
     from training.spin import Spinner
 
-    lex = Lexicon({"moby": {"say": {"": ["mention"]}, "rise": {"": ["climb"]}, "firm": {"": ["agency"]}}},
-                  {"mention": 4.0, "climb": 4.0, "agency": 4.0})
+    lex = Lexicon(
+        {"moby": {"say": {"": ["mention"]}, "rise": {"": ["climb"]}, "firm": {"": ["agency"]}}},
+        {"mention": 4.0, "climb": 4.0, "agency": 4.0},
+    )
     d = tmp_path_factory.mktemp("pairs")
     for split, n in (("train", 64), ("dev", 8)):
         rows = {"spun": [], "original": [], "target": [], "profile": [], "rate": []}
         for k, s in enumerate(corpus()[:n]):
             rate = 0.0 if k % 4 == 0 else 0.6
             r = Spinner("spinbot", rate, seed=k, lexicon=lex).spin(s)
-            for key, v in (("spun", r.spun), ("original", s), ("target", target_for(r.spun, r.swaps)),
-                           ("profile", "spinbot"), ("rate", rate)):
+            for key, v in (
+                ("spun", r.spun),
+                ("original", s),
+                ("target", target_for(r.spun, r.swaps)),
+                ("profile", "spinbot"),
+                ("rate", rate),
+            ):
                 rows[key].append(v)
         datasets.Dataset.from_dict(rows).save_to_disk(str(d / split / "shard-00000"))
     return d
 
 
 def config(pairs_dir, tokenizer_dir, out_dir, **kw) -> TrainConfig:
-    base = dict(pairs=str(pairs_dir), tokenizer=str(tokenizer_dir), out_dir=str(out_dir), preset="tiny",
-                max_steps=4, batch_size=8, warmup_steps=2, save_every=2, eval_every=0, eval_size=4, progress=False,
-                device="cpu")
+    base = dict(
+        pairs=str(pairs_dir),
+        tokenizer=str(tokenizer_dir),
+        out_dir=str(out_dir),
+        preset="tiny",
+        max_steps=4,
+        batch_size=8,
+        warmup_steps=2,
+        save_every=2,
+        eval_every=0,
+        eval_size=4,
+        progress=False,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -54,8 +79,9 @@ def config(pairs_dir, tokenizer_dir, out_dir, **kw) -> TrainConfig:
 def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
     from normalizer import Normalizer
 
-    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", target_format=target_format,
-                             aux_weight=aux_weight))
+    model_dir = train(
+        config(pairs_dir, tokenizer_dir, tmp_path / "run", target_format=target_format, aux_weight=aux_weight)
+    )
     assert {p.name for p in model_dir.iterdir()} == MODEL_FILES
     saved = json.loads((model_dir / "training_config.json").read_text())
     assert saved["target_format"] == target_format and saved["max_steps"] == 4
@@ -70,9 +96,34 @@ def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path
 
 def test_resume_after_kill(pairs_dir, tokenizer_dir, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training.train", "--pairs", str(pairs_dir), "--tokenizer", str(tokenizer_dir),
-           "--out-dir", str(out), "--preset", "tiny", "--max-steps", "400", "--batch-size", "8", "--save-every", "5",
-           "--eval-every", "0", "--eval-size", "4", "--no-progress", "--device", "cpu", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--pairs",
+        str(pairs_dir),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--out-dir",
+        str(out),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "400",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "5",
+        "--eval-every",
+        "0",
+        "--eval-size",
+        "4",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = out / "checkpoint" / "trainer_state.json"

@@ -32,8 +32,10 @@ def export(src: Path, dst: Path, dtype: torch.dtype = torch.float16) -> None:
 
 
 def _row(name: str, m: dict) -> str:
-    return (f"| {name} | {m['err']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['over_correction'] * 100:.2f}% | "
-            f"{m['unchanged']:.3f} | {m['wer_in']:.3f} | {m['wer_out']:.3f} |")
+    return (
+        f"| {name} | {m['err']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['over_correction'] * 100:.2f}% | "
+        f"{m['unchanged']:.3f} | {m['wer_in']:.3f} | {m['wer_out']:.3f} |"
+    )
 
 
 def model_card(model_dir: Path, results: dict | None, bench: dict | None, system: str) -> str:
@@ -50,53 +52,71 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
         "",
         "## Model",
         f"- Architecture: T5 (pre-norm), d_model {params['d_model']}, {params['num_layers']} encoder / "
-        f"{params['num_decoder_layers']} decoder layers, {params['num_heads']} heads, vocabulary {params['vocab_size']} "
-        f"(SentencePiece unigram, byte fallback), tied embeddings.",
+        f"{params['num_decoder_layers']} decoder layers, {params['num_heads']} heads, "
+        f"vocabulary {params['vocab_size']} (SentencePiece unigram, byte fallback), tied embeddings.",
         f"- Weights: fp16 safetensors, {size_mb:.1f} MB.",
         f"- Target format: `{cfg['target_format']}`; encoder auxiliary loss weight {cfg.get('aux_weight', 0)}.",
         "",
         "## Training",
-        f"- Data: (spun, original) sentence pairs from `../shared/corpora` (BBC 2004-05, Reuters-21578, ABC 2006, "
+        "- Data: (spun, original) sentence pairs from `../shared/corpora` (BBC 2004-05, Reuters-21578, ABC 2006, "
         "State of the Union; research use), split by document; spun by the training profiles spinbot, wordai and "
         "spinrewriter at rates 0-0.6 with a share of unspun pairs (see `training/spin.py`).",
         f"- {cfg['max_steps']} steps planned, batch {cfg['batch_size']}, AdamW lr {cfg['lr']}, warm-up "
         f"{cfg['warmup_steps']}, cosine decay; time limit {cfg['max_minutes']} min on the machine that trained it.",
-        f"- Full config: `training_config.json`; dev curve: `metrics.json`.",
+        "- Full config: `training_config.json`; dev curve: `metrics.json`.",
     ]
     if dev:
         last = dev[-1]
-        lines += [f"- Last dev evaluation (step {last['step']}, {last['minutes']:.0f} training minutes, "
-                  f"{last['n']} dev sentences, training profiles): ERR {last['err']:.3f}, precision "
-                  f"{last['precision']:.3f}, recall {last['recall']:.3f}, over-correction "
-                  f"{last['over_correction'] * 100:.2f}%."]
+        lines += [
+            f"- Last dev evaluation (step {last['step']}, {last['minutes']:.0f} training minutes, "
+            f"{last['n']} dev sentences, training profiles): ERR {last['err']:.3f}, precision "
+            f"{last['precision']:.3f}, recall {last['recall']:.3f}, over-correction "
+            f"{last['over_correction'] * 100:.2f}%."
+        ]
     if results:
-        lines += ["", "## Restoration on the harness's test sets (held-out documents)", "",
-                  results.get("description", ""), "",
-                  "| test set | ERR | precision | recall | over-correction | unchanged | WER in | WER out |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Restoration on the harness's test sets (held-out documents)",
+            "",
+            results.get("description", ""),
+            "",
+            "| test set | ERR | precision | recall | over-correction | unchanged | WER in | WER out |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, entry in results["testsets"].items():
             if system in entry["systems"]:
                 lines.append(_row(name, entry["systems"][system]["metrics"]))
-        lines += ["", "Targets set in the issue, on the held-out profile (bestspinner): ERR >= 0.6, precision >= 0.85, "
-                  "over-correction <= 1%, >= 98% of clean paragraphs unchanged (`clean` row, column unchanged)."]
+        lines += [
+            "",
+            "Targets set in the issue, on the held-out profile (bestspinner): ERR >= 0.6, precision >= 0.85, "
+            "over-correction <= 1%, >= 98% of clean paragraphs unchanged (`clean` row, column unchanged).",
+        ]
     if bench:
         lines += ["", "## Speed", ""]
         for run in bench["runs"]:
             m = run["machine"]
-            lines.append(f"- {run['device']} ({m.get('cuda') or m['cpu']}, {m['cpu_count']} cores, torch threads "
-                         f"{m['torch_threads']}): cold start {run['cold_start_s']:.1f} s; single sentence p50 "
-                         f"{run['latency_single_sentence_s']['p50'] * 1000:.0f} ms, p95 "
-                         f"{run['latency_single_sentence_s']['p95'] * 1000:.0f} ms; peak RSS {run['peak_rss_mb']:.0f} MB")
+            lines.append(
+                f"- {run['device']} ({m.get('cuda') or m['cpu']}, {m['cpu_count']} cores, torch threads "
+                f"{m['torch_threads']}): cold start {run['cold_start_s']:.1f} s; single sentence p50 "
+                f"{run['latency_single_sentence_s']['p50'] * 1000:.0f} ms, p95 "
+                f"{run['latency_single_sentence_s']['p95'] * 1000:.0f} ms; peak RSS {run['peak_rss_mb']:.0f} MB"
+            )
             for t in run["throughput"]:
-                lines.append(f"  - batch {t['batch_size']}: {t['sentences_per_s']:.1f} sentences/s, "
-                             f"{t['tokens_per_s']:.0f} input tokens/s ({t['ratio_to_plain_generate']:.2f}x plain "
-                             f"`generate`)")
-    lines += ["", "## Known limits",
-              "- Trained on simulated spinning only; real spinners' choices differ (see the held-out profile row).",
-              "- Restores only what the training lexicons make plausible; rare words and unseen phrase swaps stay.",
-              "- Edits that change numbers, dates, URLs, e-mail addresses or amounts are never applied; so "
-              "\"12 months\" -> \"year\" is allowed only as a unit equivalence.",
-              "- English news prose; other genres and languages are untested.", ""]
+                lines.append(
+                    f"  - batch {t['batch_size']}: {t['sentences_per_s']:.1f} sentences/s, "
+                    f"{t['tokens_per_s']:.0f} input tokens/s ({t['ratio_to_plain_generate']:.2f}x plain "
+                    f"`generate`)"
+                )
+    lines += [
+        "",
+        "## Known limits",
+        "- Trained on simulated spinning only; real spinners' choices differ (see the held-out profile row).",
+        "- Restores only what the training lexicons make plausible; rare words and unseen phrase swaps stay.",
+        "- Edits that change numbers, dates, URLs, e-mail addresses or amounts are never applied; so "
+        '"12 months" -> "year" is allowed only as a unit equivalence.',
+        "- English news prose; other genres and languages are untested.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -78,7 +78,10 @@ def read_wordnet(directory: Path = WORDNET_DIR) -> dict[str, dict[str, list[str]
 
 
 def read_mythes(path: Path = MYTHES_FILE) -> dict[str, dict[str, list[str]]]:
-    """MyThes as {word: {pos: [synonyms]}}: WordNet-derived, plus its similar and related terms; antonyms and broader terms are left out."""
+    """MyThes as {word: {pos: [synonyms]}}.
+
+    MyThes is derived from WordNet; it adds similar and related terms. Antonyms and broader terms are left out.
+    """
     table: dict[str, dict[str, list[str]]] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         f.readline()  # encoding line

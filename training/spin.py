@@ -73,19 +73,39 @@ PROFILES = {
     p.name: p
     for p in (
         Profile(
-            "spinbot", ("moby",), "frequent", 0.5, tables=("function", "phrases", "institutions"), phrase_choice=0,
+            "spinbot",
+            ("moby",),
+            "frequent",
+            0.5,
+            tables=("function", "phrases", "institutions"),
+            phrase_choice=0,
             doc="Moby only, nearly always the most frequent synonym, first phrase choice; no idioms.",
         ),
         Profile(
-            "wordai", ("wordnet", "mythes"), "frequent", 1.0, pos_strict=True, phrase_choice=1,
+            "wordai",
+            ("wordnet", "mythes"),
+            "frequent",
+            1.0,
+            pos_strict=True,
+            phrase_choice=1,
             doc="WordNet + MyThes within the word's part of speech, frequency-weighted; second phrase choice.",
         ),
         Profile(
-            "spinrewriter", ("moby", "wordnet", "mythes"), "uniform", top_k=6, phrase_choice=None,
+            "spinrewriter",
+            ("moby", "wordnet", "mythes"),
+            "uniform",
+            top_k=6,
+            phrase_choice=None,
             doc="All three lexicons, uniform among the 6 most frequent; random phrase choice.",
         ),
         Profile(
-            "bestspinner", ("mythes", "moby"), "frequent", 1.5, top_k=15, phrase_choice=2, institution_scale=0.5,
+            "bestspinner",
+            ("mythes", "moby"),
+            "frequent",
+            1.5,
+            top_k=15,
+            phrase_choice=2,
+            institution_scale=0.5,
             multiword_penalty=0.3,
             doc="Held out of training: MyThes + Moby, flatter frequency weighting, multiword synonyms welcome, "
             "third phrase choice, institutions more often.",
@@ -177,7 +197,9 @@ def match_case(replacement: str, original: str) -> str:
 class Spinner:
     """Spin text like a commercial spinner. Deterministic for a given profile, rate, seed and sequence of calls."""
 
-    def __init__(self, profile: str | Profile = "spinbot", rate: float = 0.3, seed: int = 0, lexicon: Lexicon | None = None):
+    def __init__(
+        self, profile: str | Profile = "spinbot", rate: float = 0.3, seed: int = 0, lexicon: Lexicon | None = None
+    ):
         if not 0.0 <= rate <= 0.6:
             raise ValueError(f"rate must be between 0 and 0.6, got {rate}")
         if isinstance(profile, str):
@@ -235,7 +257,9 @@ class Spinner:
             out.append(text[pos : tok.start])
             spun_len += tok.start - pos
             out.append(replacement)
-            swaps.append(Swap(tok.start, end, spun_len, spun_len + len(replacement), text[tok.start : end], replacement))
+            swaps.append(
+                Swap(tok.start, end, spun_len, spun_len + len(replacement), text[tok.start : end], replacement)
+            )
             spun_len += len(replacement)
             pos = end
             sentence_start = False
@@ -320,8 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="spinbot", choices=sorted(PROFILES))
     parser.add_argument("--rate", type=float, default=0.3, help="share of eligible words to swap, 0 to 0.6")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--show-swaps", action=argparse.BooleanOptionalAction, default=False,
-                        help="print each swap to stderr")
+    parser.add_argument(
+        "--show-swaps", action=argparse.BooleanOptionalAction, default=False, help="print each swap to stderr"
+    )
     args = parser.parse_args(argv)
     try:
         spinner = Spinner(args.profile, args.rate, args.seed)

@@ -119,7 +119,9 @@ def load_preset(preset: str) -> dict:
     """T5Config fields from models/presets/NAME.json or a JSON file path (keys starting with _ are comments)."""
     path = Path(preset) if preset.endswith(".json") else PRESETS / f"{preset}.json"
     if not path.exists():
-        raise FileNotFoundError(f"no preset {preset!r} ({path}); presets: {sorted(p.stem for p in PRESETS.glob('*.json'))}")
+        raise FileNotFoundError(
+            f"no preset {preset!r} ({path}); presets: {sorted(p.stem for p in PRESETS.glob('*.json'))}"
+        )
     return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
 
 
@@ -179,10 +181,11 @@ def aux_labels(source: list[int], original: list[int]) -> list[int]:
 
 
 def select_training_rows(ds, config: TrainConfig) -> dict:
-    """Training rows with unspun pairs capped at `clean_share` of the whole."""
+    """Training rows with clean pairs (empty target: nothing was swapped) capped at `clean_share` of the whole."""
     rng = random.Random(config.seed)
-    clean = [i for i, r in enumerate(ds["rate"]) if r == 0.0]
-    spun = [i for i, r in enumerate(ds["rate"]) if r != 0.0]
+    targets = ds["target"]
+    clean = [i for i, t in enumerate(targets) if not t]
+    spun = [i for i, t in enumerate(targets) if t]
     max_clean = int(config.clean_share / (1 - config.clean_share) * len(spun)) if config.clean_share < 1 else len(clean)
     rng.shuffle(clean)
     keep = sorted(spun + clean[:max_clean])
@@ -338,8 +341,12 @@ def train(config: TrainConfig) -> Path:
     data = encode_split(tokenizer, train_rows, config)
     dev_ds = load_pairs(config.pairs, "dev")
     dev = dev_ds.shuffle(seed=config.seed).select(range(min(config.eval_size, len(dev_ds)))).to_dict()
-    logger.info("%d training pairs, %d dev pairs, %d parameters", len(data), len(dev["spun"]),
-                sum(p.numel() for p in model.parameters()))
+    logger.info(
+        "%d training pairs, %d dev pairs, %d parameters",
+        len(data),
+        len(dev["spun"]),
+        sum(p.numel() for p in model.parameters()),
+    )
 
     model.to(device)
     optimizer = make_optimizer(model, config)
@@ -361,7 +368,9 @@ def train(config: TrainConfig) -> Path:
         logger.info("resumed from %s at step %d", ckpt, state["step"])
     train_model = model
     if distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
 
     lengths = [len(s) + len(t) for s, t, _ in data]
     pbar = None
@@ -398,21 +407,35 @@ def train(config: TrainConfig) -> Path:
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if rank == 0 and step % config.log_every == 0:
-                entry = {"step": step, "loss": loss_sum / loss_n, "lr": scheduler.get_last_lr()[0],
-                         "minutes": state["train_seconds"] / 60, "tokens_per_s": tokens / max(state["train_seconds"], 1e-9)}
+                entry = {
+                    "step": step,
+                    "loss": loss_sum / loss_n,
+                    "lr": scheduler.get_last_lr()[0],
+                    "minutes": state["train_seconds"] / 60,
+                    "tokens_per_s": tokens / max(state["train_seconds"], 1e-9),
+                }
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 loss_sum, loss_n = 0.0, 0
             out_of_time = config.max_minutes and state["train_seconds"] >= config.max_minutes * 60
             last = step >= config.max_steps or out_of_time
             if rank == 0 and ((config.eval_every and step % config.eval_every == 0) or last):
-                metrics = {"step": step, "minutes": state["train_seconds"] / 60,
-                           **evaluate_dev(model, tokenizer, dev, config, device)}
+                metrics = {
+                    "step": step,
+                    "minutes": state["train_seconds"] / 60,
+                    **evaluate_dev(model, tokenizer, dev, config, device),
+                }
                 state["metrics"].append(metrics)
                 log.write(json.dumps({"eval": metrics}) + "\n")
                 log.flush()
-                logger.info("step %d dev: ERR %.3f P %.3f R %.3f over-correction %.4f", step, metrics["err"],
-                            metrics["precision"], metrics["recall"], metrics["over_correction"])
+                logger.info(
+                    "step %d dev: ERR %.3f P %.3f R %.3f over-correction %.4f",
+                    step,
+                    metrics["err"],
+                    metrics["precision"],
+                    metrics["recall"],
+                    metrics["over_correction"],
+                )
                 start = time.time() - state["train_seconds"]  # evaluation time is not training time
             if rank == 0 and (step % config.save_every == 0 or last):
                 save_checkpoint(out_dir, model, tokenizer, optimizer, scheduler, state, config)
