@@ -4,7 +4,8 @@
 - `lexicon`: invert the thesaurus. A word is a candidate for restoration to any word that lists it as a synonym
   (in any lexicon source, inflection carried over); among the word itself and its candidates, keep the one that the
   training corpus finds likeliest in context (unigram and both neighbouring bigrams, add-one smoothed), switching only
-  when the candidate wins by `margin` nats.
+  when the candidate wins by `margin` nats. The default margin, 6, gave the best ERR on 400 dev sentences
+  (margin 2/4/6/8/10: ERR -0.279/0.025/0.049/0.034/0.012).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def identity(texts: list[str]) -> list[str]:
 class LexiconBaseline:
     """Inverse-thesaurus restorer scored by corpus n-gram counts."""
 
-    def __init__(self, counts: dict[str, Counter], lexicon: Lexicon | None = None, margin: float = 2.0):
+    def __init__(self, counts: dict[str, Counter], lexicon: Lexicon | None = None, margin: float = 6.0):
         self.lexicon = lexicon or load()
         self.uni, self.bi = counts["uni"], counts["bi"]
         self.total = sum(self.uni.values())

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -345,18 +345,6 @@ def normalize(text: str) -> str:
     if _DEFAULT is None:
         _DEFAULT = Normalizer.from_pretrained()
     return _DEFAULT.normalize(text)
-
-
-def iter_batches(items: Iterable, size: int) -> Iterable[list]:
-    """Consecutive lists of `size` items (the last may be shorter)."""
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 __all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer", "normalize"]

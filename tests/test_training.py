@@ -156,3 +156,24 @@ def test_config_validation_and_cli():
     assert (cfg.max_steps, cfg.progress, cfg.lr) == (7, False, 0.002)
     with pytest.raises(SystemExit):
         parse_args(["--precision", "fp8"])
+
+
+def test_export_fp16_and_card(pairs_dir, tokenizer_dir, tmp_path):
+    from safetensors import safe_open
+
+    from evaluation.curves import write_curves
+    from normalizer import Normalizer
+    from training.export import export, model_card
+
+    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", eval_every=2))
+    dst = tmp_path / "shipped"
+    export(model_dir, dst)
+    with safe_open(dst / "model.safetensors", "pt") as f:
+        assert all(f.get_tensor(k).dtype.is_floating_point and f.get_tensor(k).element_size() == 2 for k in f.keys())
+    card = model_card(dst, None, None, "shipped")
+    assert "d_model 32" in card and "Last dev evaluation (step 4" in card
+    # fp16 rounding may change an untrained model's output, so only loading and the config are checked here.
+    shipped = Normalizer.from_pretrained(dst, device="cpu")
+    assert shipped.config.target_format == "edits" and isinstance(shipped.normalize("The firm said it."), str)
+    curves = write_curves([tmp_path / "run"], tmp_path / "curves")
+    assert "| 2 |" in curves.read_text() and (tmp_path / "curves" / "curves.png").exists()

@@ -80,12 +80,16 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
             "",
             results.get("description", ""),
             "",
-            "| test set | ERR | precision | recall | over-correction | unchanged | WER in | WER out |",
+            f"Rows: this model (**{system}**) and the baselines of the same run (identity = leave as is; lexicon = "
+            "inverted thesaurus with corpus n-gram counts).",
+            "",
+            "| test set / system | ERR | precision | recall | over-correction | unchanged | WER in | WER out |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for name, entry in results["testsets"].items():
-            if system in entry["systems"]:
-                lines.append(_row(name, entry["systems"][system]["metrics"]))
+            for sys_name, sys_entry in entry["systems"].items():
+                label = f"{name} / **{sys_name}**" if sys_name == system else f"{name} / {sys_name}"
+                lines.append(_row(label, sys_entry["metrics"]))
         lines += [
             "",
             "Targets set in the issue, on the held-out profile (bestspinner): ERR >= 0.6, precision >= 0.85, "
