@@ -177,3 +177,53 @@ def test_export_fp16_and_card(pairs_dir, tokenizer_dir, tmp_path):
     assert shipped.config.target_format == "edits" and isinstance(shipped.normalize("The firm said it."), str)
     curves = write_curves([tmp_path / "run"], tmp_path / "curves")
     assert "| 2 |" in curves.read_text() and (tmp_path / "curves" / "curves.png").exists()
+
+
+def test_init_from_checkpoint(pairs_dir, tokenizer_dir, tmp_path):
+    first = train(config(pairs_dir, tokenizer_dir, tmp_path / "a"))
+    second = train(config(pairs_dir, tokenizer_dir, tmp_path / "b", init_from=str(first), preset="does-not-matter"))
+    assert {p.name for p in second.iterdir()} == MODEL_FILES
+    assert json.loads((second / "training_config.json").read_text())["init_from"] == str(first)
+
+
+def test_ddp_on_cpu_two_processes(pairs_dir, tokenizer_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "training.train",
+        "--pairs",
+        str(pairs_dir),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--out-dir",
+        str(out),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--save-every",
+        "2",
+        "--eval-every",
+        "0",
+        "--eval-size",
+        "4",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--aux-weight",
+        "0.5",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 4
+    assert {p.name for p in (out / "model").iterdir()} == MODEL_FILES
