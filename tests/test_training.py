@@ -75,6 +75,26 @@ def config(pairs_dir, tokenizer_dir, out_dir, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def train_cmd(pairs_dir, tokenizer_dir, out_dir, **flags) -> list[str]:
+    """`python -m training.train ...` for a tiny CPU run; `flags` override the defaults (underscores become dashes)."""
+    base = {"preset": "tiny", "save_every": 2, "eval_every": 0, "eval_size": 4, "device": "cpu", "threads": 1}
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--pairs",
+        str(pairs_dir),
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--out-dir",
+        str(out_dir),
+        "--no-progress",
+    ]
+    for key, value in {**base, **flags}.items():
+        cmd += ["--" + key.replace("_", "-"), str(value)]
+    return cmd
+
+
 @pytest.mark.parametrize("target_format,aux_weight", [("edits", 0.5), ("full", 0.0)])
 def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
     from normalizer import Normalizer
@@ -96,34 +116,7 @@ def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path
 
 def test_resume_after_kill(pairs_dir, tokenizer_dir, tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "training.train",
-        "--pairs",
-        str(pairs_dir),
-        "--tokenizer",
-        str(tokenizer_dir),
-        "--out-dir",
-        str(out),
-        "--preset",
-        "tiny",
-        "--max-steps",
-        "400",
-        "--batch-size",
-        "8",
-        "--save-every",
-        "5",
-        "--eval-every",
-        "0",
-        "--eval-size",
-        "4",
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-    ]
+    cmd = train_cmd(pairs_dir, tokenizer_dir, out, max_steps=400, batch_size=8, save_every=5)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     state = out / "checkpoint" / "trainer_state.json"
@@ -188,40 +181,8 @@ def test_init_from_checkpoint(pairs_dir, tokenizer_dir, tmp_path):
 
 def test_ddp_on_cpu_two_processes(pairs_dir, tokenizer_dir, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "training.train",
-        "--pairs",
-        str(pairs_dir),
-        "--tokenizer",
-        str(tokenizer_dir),
-        "--out-dir",
-        str(out),
-        "--preset",
-        "tiny",
-        "--max-steps",
-        "4",
-        "--batch-size",
-        "4",
-        "--save-every",
-        "2",
-        "--eval-every",
-        "0",
-        "--eval-size",
-        "4",
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--aux-weight",
-        "0.5",
-    ]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd = launcher + train_cmd(pairs_dir, tokenizer_dir, out, max_steps=4, batch_size=4, aux_weight=0.5)[1:]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

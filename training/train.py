@@ -57,8 +57,11 @@ class TrainConfig:
     """Stop after this many minutes of training (0 = no limit), saving a checkpoint first."""
     batch_size: int = 64
     """Pairs per step (per process)."""
+    optimizer: str = "adamw"
+    """`adamw`, or `adafactor` (updates scaled to each weight's size, as T5 was designed for: with AdamW at a high
+    rate, T5's unscaled attention logits grow until attention saturates and learning stalls)."""
     lr: float = 1e-3
-    """Peak learning rate (AdamW)."""
+    """Peak learning rate."""
     warmup_steps: int = 200
     """Linear warm-up steps."""
     min_lr_ratio: float = 0.1
@@ -99,6 +102,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.target_format not in ("edits", "full"):
             raise ValueError(f"target_format must be 'edits' or 'full', got {self.target_format!r}")
+        if self.optimizer not in ("adamw", "adafactor"):
+            raise ValueError(f"optimizer must be 'adamw' or 'adafactor', got {self.optimizer!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         for name in ("max_steps", "batch_size", "save_every", "log_every"):
@@ -259,6 +264,10 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=config.lr, scale_parameter=True, relative_step=False, warmup_init=False)
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), eps=1e-8)
 
 
