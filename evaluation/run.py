@@ -28,8 +28,7 @@ from normalizer.edits import words
 
 logger = logging.getLogger(__name__)
 
-THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-DEFAULT_THRESHOLD = 0.5
+THRESHOLDS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def apply_edits(text: str, r: Restoration, threshold: float) -> str:
@@ -73,6 +72,20 @@ def evaluate_all(
 ) -> dict:
     """Results per test set and system: metrics, PR curve (models), worst examples, seconds."""
     results: dict = {"testsets": {}}
+    # Each model is run once with every edit kept and reported at its own default knob (its checkpoint's).
+    thresholds = {name: n.min_confidence for name, n in models.items()}
+    results["min_confidence"] = thresholds
+    for n in models.values():
+        n.min_confidence = 0.0
+    try:
+        _evaluate_sets(results, models, baselines, testsets, thresholds, batch_size, n_worst)
+    finally:
+        for name, n in models.items():
+            n.min_confidence = thresholds[name]
+    return results
+
+
+def _evaluate_sets(results, models, baselines, testsets, thresholds, batch_size, n_worst) -> None:
     from tqdm.auto import tqdm
 
     for path in tqdm(testsets, desc="test sets", unit="set"):
@@ -92,7 +105,7 @@ def evaluate_all(
                 outs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
                 m = evaluate(spun, outs, original, alternatives, sacrebleu_scores=False)
                 curve.append({"threshold": t, **{k: m[k] for k in ("precision", "recall", "err", "over_correction")}})
-            outputs = [apply_edits(s, r, DEFAULT_THRESHOLD) for s, r in zip(spun, restorations)]
+            outputs = [apply_edits(s, r, thresholds[name]) for s, r in zip(spun, restorations)]
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, secs, n_worst)
             entry["systems"][name]["pr_curve"] = curve
             entry["systems"][name]["rejected_by_guard"] = sum(
@@ -103,7 +116,6 @@ def evaluate_all(
             outputs = fn(spun)
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, time.time() - start, n_worst)
         results["testsets"][path.stem] = entry
-    return results
 
 
 def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
@@ -255,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     models = {}
     for spec in args.model:
         name, _, path = spec.rpartition("=")
-        models[name or Path(path).name] = Normalizer.from_pretrained(path, device=args.device, min_confidence=0.0)
+        models[name or Path(path).name] = Normalizer.from_pretrained(path, device=args.device)
     baselines: dict = {}
     if "identity" in args.baselines:
         from evaluation.baselines import identity
@@ -267,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         baselines["lexicon"] = lexicon_baseline()
     results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size)
     results["description"] = (
-        f"Command: `python -m evaluation.run {' '.join(argv)}`. Model outputs at min_confidence {DEFAULT_THRESHOLD}."
+        f"Command: `python -m evaluation.run {' '.join(argv)}`. "
+        f"Model outputs at each model's default min_confidence: {results['min_confidence']}."
     )
     report = write_report(results, args.out, args.title)
     print(report)

@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-confidence",
         type=float,
-        default=0.5,
-        help="apply only edits at least this sure, 0 to 1; higher = fewer, surer edits (default: 0.5)",
+        default=None,
+        help="apply only edits at least this sure, 0 to 1; higher = fewer, surer edits (default: the model's own, "
+        "in its normalizer_config.json)",
     )
     parser.add_argument(
         "--max-line-bytes",
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not 0.0 <= args.min_confidence <= 1.0:
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         parser.error(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
     if args.max_line_bytes < 0:
         parser.error(f"--max-line-bytes must be >= 0, got {args.max_line_bytes}")

@@ -75,10 +75,19 @@ class InferenceConfig:
     """Generation limit per piece."""
     num_beams: int = 1
     """Beam size (1 = greedy)."""
+    min_confidence: float = 0.5
+    """Default precision/recall knob for this checkpoint (chosen on dev data); `Normalizer(min_confidence=...)`
+    overrides it."""
+    suppress_empty: bool = False
+    """Edits format only: forbid the empty output as the first token, so the model always proposes its likeliest
+    edit and `min_confidence` alone decides. A weakly trained model puts its probability on many candidate edits
+    at once, so greedy decoding would pick "no edit" almost always."""
 
     def __post_init__(self):
         if self.target_format not in TARGET_FORMATS:
             raise ValueError(f"target_format must be one of {TARGET_FORMATS}, got {self.target_format!r}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.max_words < 1 or self.max_new_tokens < 1 or self.num_beams < 1:
             raise ValueError(f"max_words, max_new_tokens and num_beams must be >= 1: {self}")
 
@@ -114,15 +123,17 @@ class Normalizer:
         config: InferenceConfig | None = None,
         *,
         device: str | torch.device | None = None,
-        min_confidence: float = 0.5,
+        min_confidence: float | None = None,
         guard: GuardConfig = GuardConfig(),
     ):
+        self.config = config or InferenceConfig()
+        if min_confidence is None:
+            min_confidence = self.config.min_confidence
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self.config = config or InferenceConfig()
         self.min_confidence = min_confidence
         self.guard = guard
         self._sep_id = tokenizer.encode(SEP, add_eos=False)[-1]
@@ -266,6 +277,9 @@ class Normalizer:
             torch.arange(width, device=self.device)[None, :]
             < torch.tensor([len(ids) for ids in batch], device=self.device)[:, None]
         ).long()  # (B, T)
+        suppress = {}
+        if self.config.suppress_empty and self.config.target_format == "edits":
+            suppress["begin_suppress_tokens"] = [self.tokenizer.eos_token_id, self.tokenizer.pad_token_id]
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -274,6 +288,7 @@ class Normalizer:
             do_sample=False,
             output_scores=True,
             return_dict_in_generate=True,
+            **suppress,
         )
         scores = self.model.compute_transition_scores(
             out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=self.config.num_beams == 1

@@ -140,3 +140,21 @@ def test_long_document_is_not_truncated(normalizer):
     r = normalizer.restore(text)
     assert len(r.edits) > 100
     assert re.sub("zz", "", r.text) == text
+
+
+def test_suppress_empty_forces_a_proposal(tokenizer):
+    from normalizer import InferenceConfig
+
+    n = Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=4), device="cpu")
+    pieces = [tokenizer.encode("The firm mentioned it."), tokenizer.encode("Short.")]
+    eos = tokenizer.eos_token_id
+
+    def favour_eos(module, inputs, logits):  # make EOS overwhelmingly likely at every step
+        logits = logits.clone()
+        logits[..., eos] += 50.0
+        return logits
+
+    n.model.lm_head.register_forward_hook(favour_eos)
+    assert all(ids[0] == eos for ids, _ in n._generate(pieces))
+    n.config.suppress_empty = True
+    assert all(ids[0] != eos for ids, _ in n._generate(pieces))

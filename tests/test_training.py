@@ -188,3 +188,15 @@ def test_ddp_on_cpu_two_processes(pairs_dir, tokenizer_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 4
     assert {p.name for p in (out / "model").iterdir()} == MODEL_FILES
+
+
+def test_tune_writes_inference_defaults(pairs_dir, tokenizer_dir, tmp_path):
+    from normalizer.core import InferenceConfig
+    from training.tune import tune
+
+    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run"))
+    best = tune(model_dir, pairs_dir, n=8, batch_size=4)
+    saved = InferenceConfig.load(model_dir)
+    assert (saved.suppress_empty, saved.min_confidence) == (best["suppress_empty"], best["min_confidence"])
+    table = json.loads((model_dir / "tuning.json").read_text())["table"]
+    assert best["f0.5"] == max(row["f0.5"] for row in table)
