@@ -73,6 +73,17 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
             f"{last['precision']:.3f}, recall {last['recall']:.3f}, over-correction "
             f"{last['over_correction'] * 100:.2f}%."
         ]
+    tuning_path = model_dir / "tuning.json"
+    if tuning_path.exists():
+        chosen = json.loads(tuning_path.read_text())
+        best = chosen["chosen"]
+        lines += [
+            f"- Inference defaults, chosen by `python -m training.tune` "
+            f"on {chosen['dev_pairs']} dev pairs (best F0.5): "
+            f"suppress_empty {best['suppress_empty']}, min_confidence {best['min_confidence']} (dev precision "
+            f"{best['precision']:.3f}, recall {best['recall']:.3f}, ERR {best['err']:.3f}); the table is in "
+            "`tuning.json`."
+        ]
     if results:
         lines += [
             "",
