@@ -119,6 +119,11 @@ def process(chunk: list[Line], normalizer: Normalizer, args, out: BinaryIO) -> N
         out.write(render(ln, by_id.get(id(ln)), args))
 
 
+def show_progress(args) -> bool:
+    """--progress / --no-progress, else a bar only when stderr is a terminal."""
+    return args.progress if args.progress is not None else sys.stderr.isatty()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="normalize",
@@ -172,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         if name != "-" and not Path(name).is_file():
             print(f"normalize: {name}: no such file", file=sys.stderr)
             return 1
+    if not show_progress(args):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its weight-loading bar is noise on a pipeline's stderr
     try:
         normalizer = Normalizer.from_pretrained(args.model, device=args.device, min_confidence=args.min_confidence)
     except (OSError, ValueError, RuntimeError) as e:
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         out = os.fdopen(fd, "wb")
     else:
         out = sys.stdout.buffer
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    show = show_progress(args)
     try:
         for name in args.files:
             stream = sys.stdin.buffer if name == "-" else open(name, "rb")

@@ -63,13 +63,15 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
         "spinrewriter at rates 0-0.6 with a share of unspun pairs (see `training/spin.py`).",
         f"- {cfg['max_steps']} steps planned, batch {cfg['batch_size']}, AdamW lr {cfg['lr']}, warm-up "
         f"{cfg['warmup_steps']}, cosine decay; time limit {cfg['max_minutes']} min on the machine that trained it.",
-        "- Full config: `training_config.json`; dev curve: `metrics.json`.",
+        "- Full config: `training_config.json`; dev curve: `metrics.json`; learning curves of this run and of the "
+        "pilots that chose its settings: `evaluation/results/curves/curves.md`.",
     ]
     if dev:
         last = dev[-1]
         lines += [
-            f"- Last dev evaluation (step {last['step']}, {last['minutes']:.0f} training minutes, "
-            f"{last['n']} dev sentences, training profiles): ERR {last['err']:.3f}, precision "
+            "- Last dev evaluation during training (plain greedy decoding at min_confidence 0.5, before the tuning "
+            f"below): step {last['step']}, {last['minutes']:.0f} training minutes, "
+            f"{last['n']} dev sentences, training profiles: ERR {last['err']:.3f}, precision "
             f"{last['precision']:.3f}, recall {last['recall']:.3f}, over-correction "
             f"{last['over_correction'] * 100:.2f}%."
         ]
