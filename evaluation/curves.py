@@ -63,10 +63,13 @@ def write_curves(runs: list[Path], out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, (losses, evals) in data.items():
-        a.plot([x["minutes"] for x in losses], [x["loss"] for x in losses], label=name)
-        b.plot([e["minutes"] for e in evals], [e["err"] for e in evals], marker="o", label=f"{name} ERR")
-        b.plot([e["minutes"] for e in evals], [e["recall"] for e in evals], ls="--", label=f"{name} recall")
+    for i, (name, (losses, evals)) in enumerate(data.items()):
+        color = plt.get_cmap("tab10")(i % 10)  # one colour per run on both panels
+        a.plot([x["minutes"] for x in losses], [x["loss"] for x in losses], color=color, label=name)
+        b.plot([e["minutes"] for e in evals], [e["err"] for e in evals], color=color, marker="o", label=f"{name} ERR")
+        b.plot(
+            [e["minutes"] for e in evals], [e["recall"] for e in evals], color=color, ls="--", label=f"{name} recall"
+        )
     a.set_xlabel("training minutes"), a.set_ylabel("training loss"), a.legend(fontsize=7)
     b.set_xlabel("training minutes"), b.set_ylabel("dev"), b.legend(fontsize=7)
     fig.tight_layout()
