@@ -109,3 +109,12 @@ def test_tokenizer_round_trip_on_corpus_sample(tokenizer):
 
     for s in corpus()[:50]:
         assert tokenizer.decode(tokenizer.encode(s)) == s
+
+
+def test_hugging_face_dataset_on_disk(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"id": ["h1", "h2"], "text": ["First doc.", "Second doc."]}).save_to_disk(
+        str(tmp_path / "hf")
+    )
+    assert [(d.id, d.text) for d in read_documents(tmp_path / "hf")] == [("h1", "First doc."), ("h2", "Second doc.")]
