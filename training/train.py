@@ -55,6 +55,9 @@ class TrainConfig:
     """Optimizer steps."""
     max_minutes: float = 0.0
     """Stop after this many minutes of training (0 = no limit), saving a checkpoint first."""
+    time_schedule: bool = False
+    """Decay the learning rate over `max_minutes` of training instead of over `max_steps` (for a run whose step rate
+    is not known in advance, such as a lease on a GPU machine); training still stops at whichever comes first."""
     batch_size: int = 64
     """Pairs per step (per process)."""
     optimizer: str = "adamw"
@@ -109,6 +112,8 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.time_schedule and self.max_minutes <= 0:
+            raise ValueError("time_schedule needs max_minutes > 0")
         if not 0.0 <= self.clean_share <= 1.0:
             raise ValueError(f"clean_share must lie in [0, 1], got {self.clean_share}")
 
@@ -185,16 +190,45 @@ def aux_labels(source: list[int], original: list[int]) -> list[int]:
     return labels
 
 
-def select_training_rows(ds, config: TrainConfig) -> dict:
-    """Training rows with clean pairs (empty target: nothing was swapped) capped at `clean_share` of the whole."""
-    rng = random.Random(config.seed)
-    targets = ds["target"]
-    clean = [i for i, t in enumerate(targets) if not t]
-    spun = [i for i, t in enumerate(targets) if t]
-    max_clean = int(config.clean_share / (1 - config.clean_share) * len(spun)) if config.clean_share < 1 else len(clean)
-    rng.shuffle(clean)
-    keep = sorted(spun + clean[:max_clean])
-    return ds.select(keep).to_dict()
+def keep_with_clean_cap(clean: list[bool], clean_share: float, seed: int) -> list[int]:
+    """Indices of all spun pairs plus clean pairs (empty target: nothing was swapped) up to `clean_share` of the
+    whole, in their original order."""
+    rng = random.Random(seed)
+    clean_idx = [i for i, c in enumerate(clean) if c]
+    spun_idx = [i for i, c in enumerate(clean) if not c]
+    max_clean = int(clean_share / (1 - clean_share) * len(spun_idx)) if clean_share < 1 else len(clean_idx)
+    rng.shuffle(clean_idx)
+    return sorted(spun_idx + clean_idx[:max_clean])
+
+
+def load_data(config: TrainConfig, tokenizer) -> tuple[list[tuple[list[int], list[int], list[int]]], dict]:
+    """Encoded training pairs (see `encode_split`) and `eval_size` dev pairs (texts), from a pairs folder or from a
+    pre-encoded `.npz` file (`training.encoded`)."""
+    if config.pairs.endswith(".npz"):
+        from training.encoded import load_encoded
+
+        cols, dev_rows = load_encoded(
+            config.pairs, None if config.init_from else config.tokenizer, config.target_format
+        )
+        keep = keep_with_clean_cap(cols["clean"], config.clean_share, config.seed)
+        data = [
+            (cols["source"][i], cols["target"][i], cols["aux"][i] if config.aux_weight else [])
+            for i in keep
+            if len(cols["source"][i]) <= config.max_source_tokens and len(cols["target"][i]) <= config.max_target_tokens
+        ]
+    else:
+        from training.pairs import load_pairs
+
+        ds = load_pairs(config.pairs, "train")
+        keep = keep_with_clean_cap([not t for t in ds["target"]], config.clean_share, config.seed)
+        data = encode_split(tokenizer, ds.select(keep).to_dict(), config)
+        dev_ds = load_pairs(config.pairs, "dev")
+        dev_rows = {"spun": list(dev_ds["spun"]), "original": list(dev_ds["original"])}
+    picked = sorted(
+        random.Random(config.seed).sample(range(len(dev_rows["spun"])), min(config.eval_size, len(dev_rows["spun"])))
+    )
+    dev = {k: [dev_rows[k][i] for i in picked] for k in ("spun", "original")}
+    return data, dev
 
 
 def batches_for_epoch(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -249,11 +283,16 @@ def compute_loss(model, train_model, batch: dict, aux_weight: float, keep_unchan
     return out.loss + aux_weight * aux
 
 
-def lr_lambda(config: TrainConfig):
+def lr_lambda(config: TrainConfig, clock: dict | None = None):
+    """Warm-up then cosine decay; with `time_schedule`, the decay follows `clock["seconds"]` (training time so far)
+    against `max_minutes`."""
+
     def f(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
         progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+        if config.time_schedule and clock is not None:
+            progress = min(1.0, clock["seconds"] / (config.max_minutes * 60))
         return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
@@ -324,8 +363,6 @@ def evaluate_dev(model, tokenizer, dev: dict, config: TrainConfig, device) -> di
 
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; returns the exported model directory."""
-    from training.pairs import load_pairs
-
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -342,14 +379,14 @@ def train(config: TrainConfig) -> Path:
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = build_model(config)
-    train_rows = select_training_rows(load_pairs(config.pairs, "train"), config)
-    data = encode_split(tokenizer, train_rows, config)
-    dev_ds = load_pairs(config.pairs, "dev")
-    dev = dev_ds.shuffle(seed=config.seed).select(range(min(config.eval_size, len(dev_ds)))).to_dict()
+    data, dev = load_data(config, tokenizer)
     logger.info(
         "%d training pairs, %d dev pairs, %d parameters",
         len(data),
@@ -359,7 +396,8 @@ def train(config: TrainConfig) -> Path:
 
     model.to(device)
     optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    clock = {"seconds": 0.0}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, clock))
     scaler = torch.amp.GradScaler(enabled=precision == "fp16")
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "train_seconds": 0.0, "metrics": []}
     ckpt = find_checkpoint(out_dir)
@@ -405,6 +443,7 @@ def train(config: TrainConfig) -> Path:
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+            clock["seconds"] = time.time() - start
             scheduler.step()
             state["step"] += 1
             state["batch_in_epoch"] = b + 1
