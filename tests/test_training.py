@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.train import TrainConfig, parse_args, train
 
@@ -251,3 +252,13 @@ def test_train_from_encoded_file_without_datasets(pairs_dir, tokenizer_dir, tmp_
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+def test_init_from_fp16_checkpoint_trains_in_fp32(pairs_dir, tokenizer_dir, tmp_path):
+    from training.export import export
+    from training.train import build_model
+
+    first = train(config(pairs_dir, tokenizer_dir, tmp_path / "a"))
+    export(first, tmp_path / "fp16")
+    model, _ = build_model(config(pairs_dir, tokenizer_dir, tmp_path / "b", init_from=str(tmp_path / "fp16")))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -145,7 +145,9 @@ def build_model(config: TrainConfig):
             # The edit-format symbols must be single tokens.
             tokenizer.tok.add_tokens(list(SPECIAL_SYMBOLS), special_tokens=False)
             tokenizer.vocab_size = len(tokenizer.tok)
-        model = AutoModelForSeq2SeqLM.from_pretrained(config.init_from, use_safetensors=True)
+        # fp32 master weights whatever the checkpoint stores (shipped models are fp16; AdamW on fp16 weights loses
+        # every small update).
+        model = AutoModelForSeq2SeqLM.from_pretrained(config.init_from, use_safetensors=True, dtype=torch.float32)
         if model.get_input_embeddings().num_embeddings < tokenizer.vocab_size:
             model.resize_token_embeddings(tokenizer.vocab_size)
         return model, tokenizer
@@ -207,9 +209,12 @@ def load_data(config: TrainConfig, tokenizer) -> tuple[list[tuple[list[int], lis
     if config.pairs.endswith(".npz"):
         from training.encoded import load_encoded
 
-        cols, dev_rows = load_encoded(
-            config.pairs, None if config.init_from else config.tokenizer, config.target_format
-        )
+        tokenizer_dir = Path(config.init_from) if config.init_from else Path(config.tokenizer)
+        if not (tokenizer_dir / "spiece.model").exists():
+            raise ValueError(
+                f"{config.pairs} holds SentencePiece ids: {tokenizer_dir} has no spiece.model to check them"
+            )
+        cols, dev_rows = load_encoded(config.pairs, tokenizer_dir, config.target_format)
         keep = keep_with_clean_cap(cols["clean"], config.clean_share, config.seed)
         data = [
             (cols["source"][i], cols["target"][i], cols["aux"][i] if config.aux_weight else [])
