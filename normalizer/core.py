@@ -78,6 +78,10 @@ class InferenceConfig:
     min_confidence: float = 0.5
     """Default precision/recall knob for this checkpoint (chosen on dev data); `Normalizer(min_confidence=...)`
     overrides it."""
+    passes: int = 1
+    """Restoration passes. With 2, every piece that the first pass changed is restored again with those edits
+    applied, so words the model could not place in the spun context get a second look in the repaired one; a piece
+    the first pass left alone would decode identically, so it is not run again."""
     suppress_empty: bool = False
     """Edits format only: forbid the empty output as the first token, so the model always proposes its likeliest
     edit and `min_confidence` alone decides. A weakly trained model puts its probability on many candidate edits
@@ -88,8 +92,8 @@ class InferenceConfig:
             raise ValueError(f"target_format must be one of {TARGET_FORMATS}, got {self.target_format!r}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
-        if self.max_words < 1 or self.max_new_tokens < 1 or self.num_beams < 1:
-            raise ValueError(f"max_words, max_new_tokens and num_beams must be >= 1: {self}")
+        if self.max_words < 1 or self.max_new_tokens < 1 or self.num_beams < 1 or self.passes < 1:
+            raise ValueError(f"max_words, max_new_tokens, num_beams and passes must be >= 1: {self}")
 
     @classmethod
     def load(cls, directory: str | Path) -> InferenceConfig:
@@ -215,7 +219,7 @@ class Normalizer:
             for a, b in segment(text, self.config.max_words)
             if any(ch.isalpha() for ch in text[a:b])
         ]
-        proposals = self._propose([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
+        proposals = self._propose_passes([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
         per_doc: list[list[tuple[int, list[tuple[Located, float]]]]] = [[] for _ in texts]
         for (d, a, _), located in zip(pieces, proposals):
             per_doc[d].append((a, located))
@@ -244,6 +248,52 @@ class Normalizer:
         n_words = sum(1 for t in word_tokens(text) if t.text[0].isalnum())
         n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
         return Restoration("".join(out), edits, rejected, n_edited / n_words if n_words else 0.0)
+
+    def _accepted(self, located: list[tuple[Located, float]]) -> list[tuple[Located, float]]:
+        return [
+            (loc, conf)
+            for loc, conf in located
+            if conf >= self.min_confidence and guard_reason(loc.before, loc.after, self.guard) is None
+        ]
+
+    def _propose_passes(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[tuple[Located, float]]]:
+        """`_propose`, then `passes - 1` more rounds over the pieces that the previous round changed. A later
+        round's edits are mapped back to the piece's own offsets; one that touches an earlier edit is dropped."""
+        results = self._propose(pieces, batch_size, progress)
+        current = list(pieces)
+        for _ in range(self.config.passes - 1):
+            redo, shifts = [], {}
+            for i, located in enumerate(results):
+                accepted = self._accepted(located)
+                if not accepted:
+                    continue
+                # Apply this round's accepted edits to the piece; remember, per applied edit, where it sits in the
+                # repaired text and how it shifted what follows.
+                out, pos, spans = [], 0, []
+                for loc, _ in sorted(accepted, key=lambda x: x[0].start):
+                    out.append(pieces[i][pos : loc.start])
+                    new_start = sum(map(len, out))
+                    out.append(loc.after)
+                    spans.append((loc.start, loc.end, new_start, new_start + len(loc.after)))
+                    pos = loc.end
+                out.append(pieces[i][pos:])
+                repaired = "".join(out)
+                if repaired != current[i]:
+                    current[i] = repaired
+                    redo.append(i)
+                    shifts[i] = spans
+            if not redo:
+                break
+            again = self._propose([current[i] for i in redo], batch_size, progress)
+            for i, located in zip(redo, again):
+                kept = {(loc.start, loc.end) for loc, _ in self._accepted(results[i])}
+                merged = list(results[i])
+                for loc, conf in located:
+                    mapped = _map_back(loc, shifts[i])
+                    if mapped is not None and (mapped.start, mapped.end) not in kept:
+                        merged.append((mapped, conf))
+                results[i] = _non_overlapping(merged, kept)
+        return results
 
     @torch.inference_mode()
     def _propose(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[tuple[Located, float]]]:
@@ -352,6 +402,30 @@ class Normalizer:
 
 
 _DEFAULT: Normalizer | None = None
+
+
+def _map_back(loc: Located, spans: list[tuple[int, int, int, int]]) -> Located | None:
+    """A located edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair.
+
+    `spans` holds (old_start, old_end, new_start, new_end) of each repair, in order."""
+    shift = 0
+    for old_start, old_end, new_start, new_end in spans:
+        if loc.end <= new_start:
+            break
+        if loc.start < new_end:
+            return None
+        shift = old_end - new_end
+    return Located(loc.start + shift, loc.end + shift, loc.before, loc.after, loc.index)
+
+
+def _non_overlapping(located: list[tuple[Located, float]], keep: set[tuple[int, int]]) -> list[tuple[Located, float]]:
+    """Sorted by start, without overlaps: edits in `keep` first, then the others by confidence."""
+    ranked = sorted(located, key=lambda x: ((x[0].start, x[0].end) not in keep, -x[1]))
+    chosen: list[tuple[Located, float]] = []
+    for loc, conf in ranked:
+        if all(loc.end <= c.start or loc.start >= c.end for c, _ in chosen):
+            chosen.append((loc, conf))
+    return sorted(chosen, key=lambda x: x[0].start)
 
 
 def normalize(text: str) -> str:

@@ -1,10 +1,11 @@
-"""Choose a checkpoint's inference defaults on dev data: `suppress_empty` and `min_confidence`.
+"""Choose a checkpoint's inference defaults on dev data: `suppress_empty`, `min_confidence` and `passes`.
 
     python -m training.tune models/default --pairs data/pairs --n 400
 
-Runs the model once per `suppress_empty` setting over `n` dev pairs with every edit kept, scores each confidence
-threshold, and writes the pair with the best F0.5 (precision counts twice as much as recall) into the checkpoint's
-`normalizer_config.json`, with the table it chose from in `tuning.json`. Only dev data is used: test sets stay unseen.
+Runs the model once per `suppress_empty` setting over `n` dev pairs with every edit kept and scores each confidence
+threshold, then scores a second pass (`passes=2`) at the best of those; writes the setting with the best F0.5
+(precision counts twice as much as recall) into the checkpoint's `normalizer_config.json`, with the table it chose
+from in `tuning.json`. Only dev data is used: test sets stay unseen.
 """
 
 from __future__ import annotations
@@ -32,10 +33,22 @@ def tune(model_dir: Path, pairs: Path, n: int = 400, seed: int = 0, batch_size: 
         for t in THRESHOLDS:
             outputs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
             m = evaluate(spun, outputs, original, sacrebleu_scores=False)
-            table.append({"suppress_empty": suppress, "min_confidence": t, **m})
-    best = max(table, key=lambda row: (row["f0.5"], row["err"]))
+            table.append({"suppress_empty": suppress, "min_confidence": t, "passes": 1, **m})
+    best = {**max(table, key=lambda row: (row["f0.5"], row["err"])), "passes": 1}
+    # A second pass depends on which first-pass edits were applied, so it is scored at the chosen setting only.
+    normalizer.config.suppress_empty = best["suppress_empty"]
+    normalizer.config.passes = 2
+    normalizer.min_confidence = best["min_confidence"]
+    m = evaluate(spun, normalizer.normalize_batch(spun, batch_size=batch_size), original, sacrebleu_scores=False)
+    second = {"suppress_empty": best["suppress_empty"], "min_confidence": best["min_confidence"], "passes": 2, **m}
+    table.append(second)
+    if (second["f0.5"], second["err"]) > (best["f0.5"], best["err"]):
+        best = second
     config = dataclasses.replace(
-        normalizer.config, suppress_empty=best["suppress_empty"], min_confidence=best["min_confidence"]
+        normalizer.config,
+        suppress_empty=best["suppress_empty"],
+        min_confidence=best["min_confidence"],
+        passes=best["passes"],
     )
     config.save(model_dir)
     (model_dir / "tuning.json").write_text(
@@ -52,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     best = tune(args.model, args.pairs, args.n)
     print(
-        f"chose suppress_empty={best['suppress_empty']} min_confidence={best['min_confidence']}: "
+        f"chose suppress_empty={best['suppress_empty']} min_confidence={best['min_confidence']} "
+        f"passes={best['passes']}: "
         f"dev F0.5 {best['f0.5']:.3f}, ERR {best['err']:.3f}, precision {best['precision']:.3f}, "
         f"recall {best['recall']:.3f}"
     )
