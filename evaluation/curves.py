@@ -22,7 +22,7 @@ def read_log(run: Path) -> tuple[list[dict], list[dict]]:
     return losses, evals
 
 
-def write_curves(runs: list[Path], out_dir: Path) -> Path:
+def write_curves(runs: list[Path], out_dir: Path, note: str = "") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Learning curves",
@@ -31,12 +31,14 @@ def write_curves(runs: list[Path], out_dir: Path) -> Path:
         "the training profiles); minutes are training time, evaluation excluded.",
         "",
     ]
+    if note:
+        lines += [note, ""]
     data = {}
     for run in runs:
         losses, evals = read_log(run)
         data[run.name] = (losses, evals)
-        cfg_path = run / "checkpoint" / "training_config.json"
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        found = [p for p in ("checkpoint", "model", ".") if (run / p / "training_config.json").exists()]
+        cfg = json.loads((run / found[0] / "training_config.json").read_text()) if found else {}
         lines += [
             f"## {run.name}",
             "",
@@ -84,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--note", default="", help="a paragraph under the title (where and how the runs ran)")
     args = parser.parse_args(argv)
-    print(write_curves(args.runs, args.out))
+    print(write_curves(args.runs, args.out, args.note))
 
 
 if __name__ == "__main__":
