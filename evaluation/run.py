@@ -175,9 +175,10 @@ def pooled(results: dict, select: Callable[[dict], bool]) -> dict[str, dict[str,
 
 
 def write_report(results: dict, out_dir: Path, title: str) -> Path:
-    """results.json, report.md and pr_curve.png in `out_dir`."""
+    """results.json, metrics.json (no example text: the file to commit), report.md and pr_curve.png in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics_only(results), indent=2) + "\n")
     lines = [f"# {title}", "", results.get("description", ""), ""]
     for label, select in (
         (
@@ -284,6 +285,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     report = write_report(results, args.out, args.title)
     print(report)
+
+
+def metrics_only(results: dict) -> dict:
+    """`results` without the worst-example texts: safe to commit (no corpus sentences)."""
+    out = {k: v for k, v in results.items() if k != "testsets"}
+    out["testsets"] = {
+        name: {
+            **{k: v for k, v in entry.items() if k != "systems"},
+            "systems": {
+                system: {k: v for k, v in sys_entry.items() if k != "worst"}
+                for system, sys_entry in entry["systems"].items()
+            },
+        }
+        for name, entry in results["testsets"].items()
+    }
+    return out
 
 
 if __name__ == "__main__":

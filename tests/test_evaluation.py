@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from evaluation.baselines import LexiconBaseline, identity
-from evaluation.run import evaluate_all, write_report
+from evaluation.run import evaluate_all, metrics_only, write_report
 from training.lexicon import Lexicon
 
 ROWS = [
@@ -34,9 +34,16 @@ def test_runner_end_to_end(tmp_path, saved_model_dir):
     text = report.read_text()
     assert "| identity |" in text and "Held-out" in text
     assert (tmp_path / "report" / "results.json").exists() and (tmp_path / "report" / "pr_curve.png").exists()
+    assert (tmp_path / "report" / "metrics.json").exists()
     # Deterministic: a second run gives the same numbers.
     again = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
     assert again["testsets"]["tiny"]["systems"]["tiny"]["metrics"] == entry["systems"]["tiny"]["metrics"]
+    # The committable copy keeps every number but no example sentence.
+    public = json.dumps(metrics_only(results))
+    assert ROWS[0]["original"] not in public and ROWS[0]["spun"] not in public
+    assert (
+        metrics_only(results)["testsets"]["tiny"]["systems"]["tiny"]["metrics"] == entry["systems"]["tiny"]["metrics"]
+    )
 
 
 def test_lexicon_baseline_restores_in_context():

@@ -38,7 +38,14 @@ def _row(name: str, m: dict) -> str:
     )
 
 
-def model_card(model_dir: Path, results: dict | None, bench: dict | None, system: str) -> str:
+def model_card(
+    model_dir: Path,
+    results: dict | None,
+    bench: list[dict] | None,
+    system: str,
+    trained_on: str | None = None,
+    bench_note: str | None = None,
+) -> str:
     cfg = json.loads((model_dir / "training_config.json").read_text())
     dev = json.loads((model_dir / "metrics.json").read_text()).get("dev_during_training", [])
     params = json.loads((model_dir / "config.json").read_text())
@@ -61,10 +68,17 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
         "- Data: (spun, original) sentence pairs from `../shared/corpora` (BBC 2004-05, Reuters-21578, ABC 2006, "
         "State of the Union; research use), split by document; spun by the training profiles spinbot, wordai and "
         "spinrewriter at rates 0-0.6 with a share of unspun pairs (see `training/spin.py`).",
-        f"- {cfg['max_steps']} steps planned, batch {cfg['batch_size']}, AdamW lr {cfg['lr']}, warm-up "
-        f"{cfg['warmup_steps']}, cosine decay; time limit {cfg['max_minutes']} min on the machine that trained it.",
-        "- Full config: `training_config.json`; dev curve: `metrics.json`; learning curves of this run and of the "
-        "pilots that chose its settings: `evaluation/results/curves/curves.md`.",
+        f"- Pairs: `{cfg['pairs']}`; clean (unspun) pairs capped at {cfg['clean_share']:.0%} of the training set.",
+        (
+            f"- Batch {cfg['batch_size']}, {cfg.get('optimizer', 'adamw')} lr {cfg['lr']}, warm-up "
+            f"{cfg['warmup_steps']} steps, cosine decay over {cfg['max_minutes']} training minutes"
+            if cfg.get("time_schedule")
+            else f"- {cfg['max_steps']} steps planned, batch {cfg['batch_size']}, {cfg.get('optimizer', 'adamw')} lr "
+            f"{cfg['lr']}, warm-up {cfg['warmup_steps']}, cosine decay; time limit {cfg['max_minutes']} min"
+        )
+        + (f"; trained on {trained_on}." if trained_on else "."),
+        "- Full config: `training_config.json`; dev curve: `metrics.json`; learning curves of the CPU and GPU runs "
+        "that chose its settings: `evaluation/results/curves/curves.md`, `evaluation/results/curves-gpu/curves.md`.",
     ]
     if dev:
         last = dev[-1]
@@ -82,10 +96,22 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
         lines += [
             f"- Inference defaults, chosen by `python -m training.tune` "
             f"on {chosen['dev_pairs']} dev pairs (best F0.5): "
-            f"suppress_empty {best['suppress_empty']}, min_confidence {best['min_confidence']} (dev precision "
+            f"suppress_empty {best['suppress_empty']}, min_confidence {best['min_confidence']}, "
+            f"passes {best.get('passes', 1)} (dev precision "
             f"{best['precision']:.3f}, recall {best['recall']:.3f}, ERR {best['err']:.3f}); the table is in "
-            "`tuning.json`."
+            "`tuning.json`.",
+            "",
+            "Choosing `min_confidence` (dev pairs, one pass, same suppress_empty; higher = fewer, surer edits):",
+            "",
+            "| min_confidence | precision | recall | ERR | over-correction |",
+            "|---|---|---|---|---|",
         ]
+        for row in chosen["table"]:
+            if row.get("passes", 1) == 1 and row["suppress_empty"] == best["suppress_empty"]:
+                lines.append(
+                    f"| {row['min_confidence']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['err']:.3f} | "
+                    f"{row['over_correction'] * 100:.2f}% |"
+                )
     if results:
         lines += [
             "",
@@ -109,12 +135,13 @@ def model_card(model_dir: Path, results: dict | None, bench: dict | None, system
             "over-correction <= 1%, >= 98% of clean paragraphs unchanged (`clean` row, column unchanged).",
         ]
     if bench:
-        lines += ["", "## Speed", ""]
-        for run in bench["runs"]:
+        lines += ["", "## Speed", ""] + ([bench_note, ""] if bench_note else [])
+        for run in bench:
             m = run["machine"]
             lines.append(
                 f"- {run['device']} ({m.get('cuda') or m['cpu']}, {m['cpu_count']} cores, torch threads "
-                f"{m['torch_threads']}): cold start {run['cold_start_s']:.1f} s; single sentence p50 "
+                f"{m['torch_threads']}; {run['sentences']} sentences): cold start {run['cold_start_s']:.1f} s; "
+                f"single sentence p50 "
                 f"{run['latency_single_sentence_s']['p50'] * 1000:.0f} ms, p95 "
                 f"{run['latency_single_sentence_s']['p95'] * 1000:.0f} ms; peak RSS {run['peak_rss_mb']:.0f} MB"
             )
@@ -142,15 +169,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
     parser.add_argument("--results", type=Path, help="results.json from evaluation.run")
-    parser.add_argument("--bench", type=Path, help="JSON from evaluation.bench")
+    parser.add_argument("--bench", type=Path, nargs="*", default=[], help="JSON files from evaluation.bench")
+    parser.add_argument("--trained-on", help="the machine that trained the model, for the card")
+    parser.add_argument("--bench-note", help="a sentence above the speed figures (how they were measured)")
     parser.add_argument("--system", default=None, help="system name in results.json (default: the dst folder name)")
     parser.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md without re-exporting weights")
     args = parser.parse_args(argv)
     if not args.card_only:
         export(args.src, args.dst)
     results = json.loads(args.results.read_text()) if args.results else None
-    bench = json.loads(args.bench.read_text()) if args.bench else None
-    card = model_card(args.dst, results, bench, args.system or args.dst.name)
+    bench = [run for path in args.bench for run in json.loads(path.read_text())["runs"]]
+    card = model_card(args.dst, results, bench, args.system or args.dst.name, args.trained_on, args.bench_note)
     (args.dst / "MODEL_CARD.md").write_text(card)
     print(f"wrote {args.dst}")
 
