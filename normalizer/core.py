@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason
 from normalizer.edits import tokenize as word_tokens
 from normalizer.segment import segment
 from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
+
+if TYPE_CHECKING:
+    from normalizer.rerank import LmReranker
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +133,7 @@ class Normalizer:
         device: str | torch.device | None = None,
         min_confidence: float | None = None,
         guard: GuardConfig = GuardConfig(),
+        reranker: LmReranker | None = None,
     ):
         self.config = config or InferenceConfig()
         if min_confidence is None:
@@ -140,6 +145,8 @@ class Normalizer:
         self.tokenizer = tokenizer
         self.min_confidence = min_confidence
         self.guard = guard
+        self.reranker = reranker
+        """Optional language-model check of each edit (`normalizer.rerank`); None = the seq2seq model decides."""
         self._sep_id = tokenizer.encode(SEP, add_eos=False)[-1]
 
     @classmethod
@@ -155,7 +162,7 @@ class Normalizer:
 
         Only safetensors weights are read, and no code from the checkpoint is run. A path that does not exist is an
         error at once; pass `local_files_only=False` to let `transformers` resolve a hub name instead.
-        Other keyword arguments go to `Normalizer(...)` (`min_confidence`, `guard`).
+        Other keyword arguments go to `Normalizer(...)` (`min_confidence`, `guard`, `reranker`).
         """
         from transformers import AutoModelForSeq2SeqLM
 
@@ -219,22 +226,24 @@ class Normalizer:
             for a, b in segment(text, self.config.max_words)
             if any(ch.isalpha() for ch in text[a:b])
         ]
-        proposals = self._propose_passes([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
-        per_doc: list[list[tuple[int, list[tuple[Located, float]]]]] = [[] for _ in texts]
-        for (d, a, _), located in zip(pieces, proposals):
-            per_doc[d].append((a, located))
-        return [self._assemble(text, found) for text, found in zip(texts, per_doc)]
+        piece_texts = [texts[d][a:b] for d, a, b in pieces]
+        gains: dict[tuple[str, int, int, str], float] = {}
+        proposals = self._propose_passes(piece_texts, batch_size, progress, gains)
+        per_doc: list[list[tuple[int, str, list[tuple[Located, float]]]]] = [[] for _ in texts]
+        for (d, a, _), piece, located in zip(pieces, piece_texts, proposals):
+            per_doc[d].append((a, piece, located))
+        return [self._assemble(text, found, gains) for text, found in zip(texts, per_doc)]
 
     # ---- internals --------------------------------------------------------------------------------------------
 
-    def _assemble(self, text: str, found: list[tuple[int, list[tuple[Located, float]]]]) -> Restoration:
+    def _assemble(
+        self, text: str, found: list[tuple[int, str, list[tuple[Located, float]]]], gains: dict
+    ) -> Restoration:
         edits, rejected = [], []
-        for offset, located in found:
+        for offset, piece, located in found:
             for loc, conf in located:
                 edit = Edit(offset + loc.start, offset + loc.end, loc.before, loc.after, conf)
-                reason = guard_reason(loc.before, loc.after, self.guard)
-                if reason is None and conf < self.min_confidence:
-                    reason = "low confidence"
+                reason = self._reason(piece, loc, conf, gains)
                 if reason is None:
                     edits.append(edit)
                 elif reason != "no change":
@@ -249,22 +258,45 @@ class Normalizer:
         n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
         return Restoration("".join(out), edits, rejected, n_edited / n_words if n_words else 0.0)
 
-    def _accepted(self, located: list[tuple[Located, float]]) -> list[tuple[Located, float]]:
-        return [
-            (loc, conf)
-            for loc, conf in located
-            if conf >= self.min_confidence and guard_reason(loc.before, loc.after, self.guard) is None
-        ]
+    def _reason(self, piece: str, loc: Located, conf: float, gains: dict) -> str | None:
+        """Why an edit is not applied (None: it is): the guard, then the confidence, then the reranker."""
+        reason = guard_reason(loc.before, loc.after, self.guard)
+        if reason is None and conf < self.min_confidence:
+            reason = "low confidence"
+        if reason is None and self.reranker is not None:
+            gain = gains.get((piece, loc.start, loc.end, loc.after))
+            if gain is not None and gain < self.reranker.margin:
+                reason = f"language model prefers the input ({gain:+.1f} nats)"
+        return reason
 
-    def _propose_passes(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[tuple[Located, float]]]:
+    def _accepted(self, piece: str, located: list[tuple[Located, float]], gains: dict) -> list[tuple[Located, float]]:
+        return [(loc, conf) for loc, conf in located if self._reason(piece, loc, conf, gains) is None]
+
+    def _rerank(self, pieces: list[str], results: list[list[tuple[Located, float]]], gains: dict) -> None:
+        """Score, with the reranker, every edit that passes the guard and the confidence threshold (into `gains`)."""
+        if self.reranker is None:
+            return
+        keys = []
+        for piece, located in zip(pieces, results):
+            for loc, conf in located:
+                key = (piece, loc.start, loc.end, loc.after)
+                if key not in gains and self._reason(piece, loc, conf, {}) is None:
+                    keys.append(key)
+        pairs = [(piece, piece[:a] + after + piece[b:]) for piece, a, b, after in keys]
+        gains.update(zip(keys, self.reranker.gains(pairs)))
+
+    def _propose_passes(
+        self, pieces: list[str], batch_size: int, progress: bool, gains: dict
+    ) -> list[list[tuple[Located, float]]]:
         """`_propose`, then `passes - 1` more rounds over the pieces that the previous round changed. A later
         round's edits are mapped back to the piece's own offsets; one that touches an earlier edit is dropped."""
         results = self._propose(pieces, batch_size, progress)
+        self._rerank(pieces, results, gains)
         current = list(pieces)
         for _ in range(self.config.passes - 1):
             redo, shifts = [], {}
             for i, located in enumerate(results):
-                accepted = self._accepted(located)
+                accepted = self._accepted(pieces[i], located, gains)
                 if not accepted:
                     continue
                 # Apply this round's accepted edits to the piece; remember, per applied edit, where it sits in the
@@ -285,13 +317,18 @@ class Normalizer:
             if not redo:
                 break
             again = self._propose([current[i] for i in redo], batch_size, progress)
+            self._rerank([current[i] for i in redo], again, gains)
             for i, located in zip(redo, again):
-                kept = {(loc.start, loc.end) for loc, _ in self._accepted(results[i])}
+                kept = {(loc.start, loc.end) for loc, _ in self._accepted(pieces[i], results[i], gains)}
                 merged = list(results[i])
                 for loc, conf in located:
                     mapped = _map_back(loc, shifts[i])
                     if mapped is not None and (mapped.start, mapped.end) not in kept:
                         merged.append((mapped, conf))
+                        # The reranker judged this edit in the repaired piece; keep its verdict for the original.
+                        verdict = gains.get((current[i], loc.start, loc.end, loc.after))
+                        if verdict is not None:
+                            gains[(pieces[i], mapped.start, mapped.end, mapped.after)] = verdict
                 results[i] = _non_overlapping(merged, kept)
         return results
 
