@@ -5,9 +5,10 @@
 
 For each system and test set: the metrics of `evaluation.metrics`; slices per spinner profile and spin rate (each
 synthetic file is one profile x rate; the report also pools them into training profiles vs held-out profiles); for
-models, precision and recall across the confidence knob (one model run at min_confidence 0, edits then filtered by
-confidence, which is exactly what a higher `min_confidence` does); and the worst examples as word diffs.
-Deterministic: greedy decoding, fixed test sets.
+models, precision and recall across the confidence knob (a second run of the seq2seq model alone, one pass, at
+min_confidence 0, edits then filtered by confidence: what a higher `min_confidence` does to one pass); and the worst
+examples as word diffs. A model's metrics are its outputs as users get them (its own min_confidence and passes, and
+the reranker with `--rerank`). Deterministic: greedy decoding, fixed test sets.
 """
 
 from __future__ import annotations
@@ -72,20 +73,24 @@ def evaluate_all(
 ) -> dict:
     """Results per test set and system: metrics, PR curve (models), worst examples, seconds."""
     results: dict = {"testsets": {}}
-    # Each model is run once with every edit kept and reported at its own default knob (its checkpoint's).
-    thresholds = {name: n.min_confidence for name, n in models.items()}
-    results["min_confidence"] = thresholds
-    for n in models.values():
-        n.min_confidence = 0.0
-    try:
-        _evaluate_sets(results, models, baselines, testsets, thresholds, batch_size, n_worst)
-    finally:
-        for name, n in models.items():
-            n.min_confidence = thresholds[name]
+    # Each model is reported as users get it (its own min_confidence, passes and reranker); its PR curve comes from
+    # a second run of the seq2seq model alone, one pass, every edit kept, thresholded afterwards.
+    results["min_confidence"] = {name: n.min_confidence for name, n in models.items()}
+    _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst)
     return results
 
 
-def _evaluate_sets(results, models, baselines, testsets, thresholds, batch_size, n_worst) -> None:
+def curve_run(normalizer: Normalizer, spun: list[str], batch_size: int) -> list[Restoration]:
+    """Restorations with every proposal kept: one pass, no reranker, min_confidence 0 (restored afterwards)."""
+    saved = (normalizer.min_confidence, normalizer.config.passes, normalizer.reranker)
+    normalizer.min_confidence, normalizer.config.passes, normalizer.reranker = 0.0, 1, None
+    try:
+        return normalizer.restore_batch(spun, batch_size=batch_size)
+    finally:
+        normalizer.min_confidence, normalizer.config.passes, normalizer.reranker = saved
+
+
+def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst) -> None:
     from tqdm.auto import tqdm
 
     for path in tqdm(testsets, desc="test sets", unit="set"):
@@ -100,12 +105,13 @@ def _evaluate_sets(results, models, baselines, testsets, thresholds, batch_size,
         }
         for name, normalizer in models.items():
             restorations, secs = run_model(normalizer, spun, batch_size)
+            every = curve_run(normalizer, spun, batch_size)
             curve = []
             for t in THRESHOLDS:
-                outs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
+                outs = [apply_edits(s, r, t) for s, r in zip(spun, every)]
                 m = evaluate(spun, outs, original, alternatives, sacrebleu_scores=False)
                 curve.append({"threshold": t, **{k: m[k] for k in ("precision", "recall", "err", "over_correction")}})
-            outputs = [apply_edits(s, r, thresholds[name]) for s, r in zip(spun, restorations)]
+            outputs = [r.text for r in restorations]
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, secs, n_worst)
             entry["systems"][name]["pr_curve"] = curve
             entry["systems"][name]["rejected_by_guard"] = sum(
@@ -262,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--title", default="Restoration report")
+    parser.add_argument(
+        "--rerank", metavar="LM", help="also report each model with this language-model reranker (as NAME+rerank)"
+    )
+    parser.add_argument("--rerank-margin", type=float, default=0.0)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -269,6 +279,14 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.model:
         name, _, path = spec.rpartition("=")
         models[name or Path(path).name] = Normalizer.from_pretrained(path, device=args.device)
+    if args.rerank:
+        from normalizer.rerank import LmReranker
+
+        reranker = LmReranker.from_pretrained(args.rerank, margin=args.rerank_margin, device=args.device)
+        for name, path in [spec.rpartition("=")[::2] for spec in args.model]:
+            models[f"{name or Path(path).name}+rerank"] = Normalizer.from_pretrained(
+                path, device=args.device, reranker=reranker
+            )
     baselines: dict = {}
     if "identity" in args.baselines:
         from evaluation.baselines import identity

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 from evaluation.baselines import LexiconBaseline, identity
+from evaluation.metrics import evaluate
 from evaluation.run import evaluate_all, metrics_only, write_report
 from training.lexicon import Lexicon
 
@@ -38,6 +39,12 @@ def test_runner_end_to_end(tmp_path, saved_model_dir):
     # Deterministic: a second run gives the same numbers.
     again = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
     assert again["testsets"]["tiny"]["systems"]["tiny"]["metrics"] == entry["systems"]["tiny"]["metrics"]
+    # Reported metrics are the outputs users get, at the model's own settings (left as they were).
+    model.min_confidence, model.config.passes = 0.3, 2
+    third = evaluate_all({"tiny": model}, {}, [path], batch_size=2)["testsets"]["tiny"]["systems"]["tiny"]
+    spun = [r["spun"] for r in ROWS]
+    expected = evaluate(spun, model.normalize_batch(spun), [r["original"] for r in ROWS])
+    assert third["metrics"] == expected and (model.min_confidence, model.config.passes) == (0.3, 2)
     # The committable copy keeps every number but no example sentence.
     public = json.dumps(metrics_only(results))
     assert ROWS[0]["original"] not in public and ROWS[0]["spun"] not in public

@@ -193,15 +193,22 @@ def test_ddp_on_cpu_two_processes(pairs_dir, tokenizer_dir, tmp_path):
 
 
 def test_tune_writes_inference_defaults(pairs_dir, tokenizer_dir, tmp_path):
+    from helpers import tiny_lm_dir
+
     from normalizer.core import InferenceConfig
     from training.tune import tune
 
     model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run"))
-    best = tune(model_dir, pairs_dir, n=8, batch_size=4)
+    best = tune(model_dir, pairs_dir, n=8, batch_size=4, rerank=str(tiny_lm_dir(tmp_path / "lm")))
     saved = InferenceConfig.load(model_dir)
-    assert (saved.suppress_empty, saved.min_confidence) == (best["suppress_empty"], best["min_confidence"])
-    table = json.loads((model_dir / "tuning.json").read_text())["table"]
-    assert best["f0.5"] == max(row["f0.5"] for row in table)
+    assert (saved.suppress_empty, saved.min_confidence, saved.passes) == (
+        best["suppress_empty"],
+        best["min_confidence"],
+        best["passes"],
+    )
+    report = json.loads((model_dir / "tuning.json").read_text())
+    assert best["f0.5"] == max(row["f0.5"] for row in report["table"])
+    assert [row["margin"] for row in report["rerank"]] == [None, -2.0, 0.0, 2.0]
 
 
 @pytest.mark.parametrize("target_format", ["edits", "full"])
