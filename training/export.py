@@ -112,6 +112,20 @@ def model_card(
                     f"| {row['min_confidence']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['err']:.3f} | "
                     f"{row['over_correction'] * 100:.2f}% |"
                 )
+    if tuning_path.exists() and "rerank" in json.loads(tuning_path.read_text()):
+        lines += [
+            "",
+            "Opt-in language-model reranker (`--rerank`), at the chosen setting, same dev pairs:",
+            "",
+            "| reranker | margin | precision | recall | ERR | over-correction | seconds |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in json.loads(tuning_path.read_text())["rerank"]:
+            lines.append(
+                f"| {row['rerank'] or 'none'} | {'' if row['margin'] is None else row['margin']} | "
+                f"{row['precision']:.3f} | {row['recall']:.3f} | {row['err']:.3f} | "
+                f"{row['over_correction'] * 100:.2f}% | {row['seconds']:.0f} |"
+            )
     if results:
         lines += [
             "",
