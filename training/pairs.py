@@ -82,9 +82,7 @@ def spin_batch(batch: dict, indices: list[int], config: dict, offset: int = 0) -
         rate = rng.choices(config["rates"], weights=config["rate_weights"], k=1)[0]
         if profile not in _SPINNERS:
             _SPINNERS[profile] = Spinner(profile, 0.0, seed=config["seed"])
-        spinner = _SPINNERS[profile]
-        spinner.rate = rate
-        result = spinner.spin(text, rng=rng)
+        result = _SPINNERS[profile].spin(text, rng=rng, rate=rate)
         out["spun"].append(result.spun)
         out["target"].append(target_for(result.spun, result.swaps))
         out["profile"].append(profile)

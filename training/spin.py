@@ -232,9 +232,11 @@ class Spinner:
             self._cache[word] = candidates(self.profile, self.lexicon, word)
         return self._cache[word]
 
-    def spin(self, text: str, rng: random.Random | None = None) -> SpinResult:
-        """Spin `text`; `rng` overrides the spinner's own generator (for order-independent, per-item seeding)."""
+    def spin(self, text: str, rng: random.Random | None = None, rate: float | None = None) -> SpinResult:
+        """Spin `text`; `rng` overrides the spinner's own generator (for order-independent, per-item seeding) and
+        `rate` its swap rate (so one spinner, with its candidate cache, serves many rates)."""
         rng = rng or self.rng
+        rate = self.rate if rate is None else rate
         toks = tokenize(text)
         # Tokens inside URLs and e-mail addresses are never swapped.
         protected = [m.span() for m in URL_RE.finditer(text)]
@@ -248,7 +250,7 @@ class Spinner:
         i = 0
         while i < len(toks):
             tok = toks[i]
-            replacement, n = self._swap_at(text, toks, i, sentence_start, rng)
+            replacement, n = self._swap_at(text, toks, i, sentence_start, rng, rate)
             if replacement is None:
                 sentence_start = tok.text in ".!?" or (sentence_start and not tok.text[0].isalnum())
                 i += 1
@@ -267,9 +269,10 @@ class Spinner:
         out.append(text[pos:])
         return SpinResult(text, "".join(out), swaps)
 
-    def _swap_at(self, text, toks, i, sentence_start, rng) -> tuple[str | None, int]:
+    def _swap_at(self, text, toks, i, sentence_start, rng, rate: float) -> tuple[str | None, int]:
         """The replacement for the span starting at token i and its length in tokens, or (None, 1)."""
-        if self.rate == 0.0:
+        base_rate = rate
+        if base_rate == 0.0:
             return None, 1
         word = toks[i].text
         if not word[0].isalpha():
@@ -287,11 +290,11 @@ class Spinner:
             table, replacement = hit
             capitalised = surface[0].isupper() and not sentence_start
             if table == "institutions":
-                rate = self.rate * self.profile.institution_scale
+                rate = base_rate * self.profile.institution_scale
             elif capitalised:  # a phrase inside a name ("Bank of America") is left alone
                 continue
             else:
-                rate = self.rate
+                rate = base_rate
             if rng.random() < rate:
                 return match_case(replacement, surface), n
             return None, n if n > 1 else 1
@@ -306,7 +309,7 @@ class Spinner:
         if lw in NEVER or len(lw) < 3:
             return None, 1
         cands, weights = self._candidates(lw)
-        if not cands or rng.random() >= self.rate:
+        if not cands or rng.random() >= base_rate:
             return None, 1
         return match_case(rng.choices(cands, weights=weights, k=1)[0], word), 1
 
