@@ -281,8 +281,10 @@ def compute_loss(model, train_model, batch: dict, aux_weight: float, keep_unchan
     if not select.any():
         return out.loss
     hidden = out.encoder_last_hidden_state[select]  # (N, d)
-    if getattr(model.config, "tie_word_embeddings", False):
-        hidden = hidden * model.config.d_model**-0.5  # as T5 scales before its tied output layer
+    # As T5 scales before its output layer (transformers 5 names the switch scale_decoder_outputs; earlier versions
+    # scale whenever the embeddings are tied).
+    if getattr(model.config, "scale_decoder_outputs", getattr(model.config, "tie_word_embeddings", False)):
+        hidden = hidden * model.config.d_model**-0.5
     logits = model.get_output_embeddings()(hidden)  # (N, V)
     aux = torch.nn.functional.cross_entropy(logits.float(), aux_labels[select])
     return out.loss + aux_weight * aux
