@@ -7,6 +7,10 @@
 #   B  medium preset, full-sentence target (same settings)  -> target-format ablation on GPU (logs and metrics only)
 #   C  small preset (the shipped architecture), edit target -> model-size ablation (weights come back)
 #
+# RUNS (one "name: flags" per line) and KEEP (the names whose weights come back, about 45 MB at most in all) choose
+# other runs; the defaults are the three above, as the shipped model was trained. The next lease's lead, say:
+#   RUNS="gpu-medium-full: --preset medium --target-format full" KEEP=gpu-medium-full MINUTES=7 OUT=... bash ...
+#
 # Needs data/encoded.npz (python -m training.encoded ...), data/tokenizer and data/testsets. No `datasets`, lexicon
 # packages or network needed on the GPU machine. Dry run on CPU:
 #   DEVICE=cpu MEDIUM=tiny SMALL=tiny BS=16 MINUTES=0.2 OUT=/tmp/lease bash training/gpu_lease.sh
@@ -17,6 +21,10 @@ MEDIUM=${MEDIUM:-medium}
 SMALL=${SMALL:-small}
 BS=${BS:-256}
 OUT=${OUT:?set OUT to the folder that comes back}
+RUNS=${RUNS:-"gpu-medium-edits: --preset $MEDIUM
+gpu-medium-full: --preset $MEDIUM --target-format full
+gpu-small-edits: --preset $SMALL"}
+KEEP=${KEEP:-"gpu-medium-edits gpu-small-edits"}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 mkdir -p "$OUT" logs runs pack
 t0=$(date +%s)
@@ -39,17 +47,20 @@ launch() {  # name, extra flags...
         >> "logs/$name.log" 2>&1
   fi
 }
-launch gpu-medium-edits --preset "$MEDIUM" & a=$!
-launch gpu-medium-full --preset "$MEDIUM" --target-format full & b=$!
-launch gpu-small-edits --preset "$SMALL" & c=$!
+pids=()
+while IFS=: read -r name flags; do
+  [ -n "$name" ] || continue
+  # shellcheck disable=SC2086  # the flags are words
+  launch "$name" $flags & pids+=($!)
+done <<< "$RUNS"
 ( while sleep 30; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; done ) \
     > logs/gpu-util.txt &
 monitor=$!
-wait $a $b $c
+wait "${pids[@]}"
 kill $monitor 2>/dev/null
 echo "training done at $(( $(date +%s) - t0 )) s" >> logs/machine.txt
 
-for name in gpu-medium-edits gpu-small-edits; do
+for name in $KEEP; do
   src="runs/$name/model"
   [ -f "$src/model.safetensors" ] || src="runs/$name/checkpoint"  # killed at the time limit: last checkpoint
   if [ -f "$src/model.safetensors" ]; then
