@@ -169,6 +169,15 @@ def model_card(
         "",
         "## Known limits",
         "- Trained on simulated spinning only; real spinners' choices differ (see the held-out profile row).",
+    ]
+    clean = (results or {}).get("testsets", {}).get("clean", {}).get("systems", {})
+    for sys_name, entry in clean.items():
+        if sys_name.startswith(system):
+            lines.append(
+                f"- Clean text ({sys_name}): {entry['metrics']['unchanged']:.1%} of clean paragraphs come back "
+                f"unchanged (target 98%); raise `min_confidence` or use the reranker where that matters."
+            )
+    lines += [
         "- Restores only what the training lexicons make plausible; rare words and unseen phrase swaps stay.",
         "- Edits that change numbers, dates, URLs, e-mail addresses or amounts are never applied; so "
         '"12 months" -> "year" is allowed only as a unit equivalence.',
