@@ -175,7 +175,8 @@ def model_card(
         if sys_name.startswith(system):
             lines.append(
                 f"- Clean text ({sys_name}): {entry['metrics']['unchanged']:.1%} of clean paragraphs come back "
-                f"unchanged (target 98%); raise `min_confidence` or use the reranker where that matters."
+                "unchanged (target 98%)"
+                + ("." if "rerank" in sys_name else "; raise `min_confidence` or use the reranker where that matters.")
             )
     lines += [
         "- Restores only what the training lexicons make plausible; rare words and unseen phrase swaps stay.",
