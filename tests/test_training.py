@@ -211,8 +211,8 @@ def test_tune_writes_inference_defaults(pairs_dir, tokenizer_dir, tmp_path):
     assert [row["margin"] for row in report["rerank"]] == [None, -2.0, 0.0, 2.0]
 
 
-@pytest.mark.parametrize("target_format", ["edits", "full"])
-def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp_path, target_format):
+@pytest.mark.parametrize("target_format,aux_weight", [("edits", 0.5), ("full", 0.5), ("edits", 0.0)])
+def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
     from training.encoded import encode_pairs
     from training.train import build_model, load_data
 
@@ -220,11 +220,14 @@ def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp
     assert twice["pairs"] == 128 and twice["originals"] <= 64  # two spins of the same sentences share originals
     npz = tmp_path / "enc.npz"
     encode_pairs([pairs_dir], tokenizer_dir, npz)
-    cfg = config(pairs_dir, tokenizer_dir, tmp_path / "a", target_format=target_format, aux_weight=0.5, clean_share=0.1)
+    cfg = config(
+        pairs_dir, tokenizer_dir, tmp_path / "a", target_format=target_format, aux_weight=aux_weight, clean_share=0.1
+    )
     _, tok = build_model(cfg)
     from_folder, dev_folder = load_data(cfg, tok)
     from_file, dev_file = load_data(dataclasses.replace(cfg, pairs=str(npz)), tok)
     assert from_file == from_folder  # same pairs, same clean cap, same aux labels, in order
+    assert all(bool(aux) == bool(aux_weight) for _, _, aux in from_file)
     assert dev_file == dev_folder
 
 

@@ -102,11 +102,13 @@ def encode_pairs(pairs_dirs: list[str | Path], tokenizer_dir: str | Path, out: s
     return meta
 
 
-def load_encoded(path: str | Path, tokenizer_dir: str | Path | None, target_format: str) -> tuple[dict, dict]:
+def load_encoded(
+    path: str | Path, tokenizer_dir: str | Path | None, target_format: str, with_aux: bool = True
+) -> tuple[dict, dict]:
     """Training columns and the dev texts from an encoded file.
 
-    Columns: `source`, `target`, `aux` (lists of id lists) and `clean` (nothing was swapped); `target` is the edit
-    sequence or, for `target_format="full"`, the original sentence's ids.
+    Columns: `source`, `target`, `aux` (lists of id lists; empty lists unless `with_aux`) and `clean` (nothing was
+    swapped); `target` is the edit sequence or, for `target_format="full"`, the original sentence's ids.
     """
     with np.load(path) as z:
         meta = json.loads(z["meta_json"].tobytes())
@@ -118,14 +120,14 @@ def load_encoded(path: str | Path, tokenizer_dir: str | Path | None, target_form
         if target_format == "full":
             table = _unflat(z["orig"], z["orig_off"])
             target = [table[k] for k in z["orig_index"].tolist()]
-        aux = []
-        for s, pos, val in zip(
-            source, _unflat(z["aux_pos"], z["aux_pos_off"]), _unflat(z["aux_val"], z["aux_val_off"])
-        ):
-            labels = list(s)
-            for k, v in zip(pos, val):
-                labels[k] = v
-            aux.append(labels)
+        aux = [[] for _ in source]
+        if with_aux:
+            positions = _unflat(z["aux_pos"], z["aux_pos_off"])
+            values = _unflat(z["aux_val"], z["aux_val_off"])
+            for labels, s, pos, val in zip(aux, source, positions, values):
+                labels += s
+                for k, v in zip(pos, val):
+                    labels[k] = v
         dev = json.loads(z["dev_json"].tobytes())
     return {"source": source, "target": target, "aux": aux, "clean": clean}, dev
 
