@@ -272,3 +272,18 @@ def test_init_from_fp16_checkpoint_trains_in_fp32(pairs_dir, tokenizer_dir, tmp_
     export(first, tmp_path / "fp16")
     model, _ = build_model(config(pairs_dir, tokenizer_dir, tmp_path / "b", init_from=str(tmp_path / "fp16")))
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_dir, tmp_path):
+    from normalizer import Normalizer
+    from training.train import load_preset
+
+    preset = tmp_path / "tiny-untied.json"
+    preset.write_text(json.dumps({**load_preset("tiny"), "untied_output_layer": True}))
+    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset)))
+    model = Normalizer.from_pretrained(model_dir, device="cpu").model
+    assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+    assert not torch.equal(model.lm_head.weight, model.shared.weight)  # both trained, apart
+    resumed = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset), max_steps=6))
+    again = Normalizer.from_pretrained(resumed, device="cpu").model
+    assert not torch.equal(again.lm_head.weight, model.lm_head.weight)

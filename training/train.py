@@ -160,7 +160,21 @@ def build_model(config: TrainConfig):
         **load_preset(config.preset),
     )
     torch.manual_seed(config.seed)
-    return T5ForConditionalGeneration(t5), tokenizer
+    model = T5ForConditionalGeneration(t5)
+    if getattr(t5, "untied_output_layer", False):
+        untie_output_layer(model)
+    return model, tokenizer
+
+
+def untie_output_layer(model) -> None:
+    """Give the model an output layer of its own, initialised from the shared embeddings.
+
+    transformers 5 always ties T5's output layer to its input embeddings; this is how the untied variant is measured
+    (preset key `untied_output_layer`). Saved checkpoints then hold both matrices, and `from_pretrained` keeps them
+    apart because their values differ.
+    """
+    model.lm_head.weight = torch.nn.Parameter(model.shared.weight.detach().clone())
+    model.all_tied_weights_keys.pop("lm_head.weight", None)
 
 
 def encode_split(tokenizer, rows: dict, config: TrainConfig) -> list[tuple[list[int], list[int], list[int]]]:
@@ -214,10 +228,10 @@ def load_data(config: TrainConfig, tokenizer) -> tuple[list[tuple[list[int], lis
             raise ValueError(
                 f"{config.pairs} holds SentencePiece ids: {tokenizer_dir} has no spiece.model to check them"
             )
-        cols, dev_rows = load_encoded(config.pairs, tokenizer_dir, config.target_format)
+        cols, dev_rows = load_encoded(config.pairs, tokenizer_dir, config.target_format, bool(config.aux_weight))
         keep = keep_with_clean_cap(cols["clean"], config.clean_share, config.seed)
         data = [
-            (cols["source"][i], cols["target"][i], cols["aux"][i] if config.aux_weight else [])
+            (cols["source"][i], cols["target"][i], cols["aux"][i])
             for i in keep
             if len(cols["source"][i]) <= config.max_source_tokens and len(cols["target"][i]) <= config.max_target_tokens
         ]
