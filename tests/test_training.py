@@ -274,6 +274,34 @@ def test_init_from_fp16_checkpoint_trains_in_fp32(pairs_dir, tokenizer_dir, tmp_
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
+def test_ablation_loss_is_per_target_character(pairs_dir, tokenizer_dir, tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    from evaluation.ablation import compare, write_report
+    from normalizer.tokenizer import load_tokenizer
+    from training.pairs import load_pairs
+
+    run = tmp_path / "run"
+    train(config(pairs_dir, tokenizer_dir, run))
+    (row,) = compare([run], str(pairs_dir), n=6)
+    vocab = load_tokenizer(tokenizer_dir).vocab_size
+    assert (row["steps"], row["preset"], row["vocab"]) == (4, "tiny", vocab)
+    # Against transformers' own mean token loss over the same pairs, in one padded batch.
+    dev = load_pairs(pairs_dir, "dev").select(range(6)).to_dict()
+    model = AutoModelForSeq2SeqLM.from_pretrained(run / "model", dtype=torch.float32).eval()
+    tok = load_tokenizer(run / "model")
+    src, tgt = tok.encode_batch(dev["spun"]), tok.encode_batch(dev["target"])
+    pad = lambda seqs, v: torch.tensor([s + [v] * (max(map(len, seqs)) - len(s)) for s in seqs])  # noqa: E731
+    ids = pad(src, tok.pad_token_id)
+    with torch.no_grad():
+        loss = model(input_ids=ids, attention_mask=(ids != tok.pad_token_id).long(), labels=pad(tgt, -100)).loss
+    chars = sum(len(t) + 1 for t in dev["target"])
+    assert row["nats_per_char"] == pytest.approx(loss.item() * sum(map(len, tgt)) / chars, rel=1e-4)
+    assert row["target_tokens"] == pytest.approx(sum(map(len, tgt)) / 6)
+    write_report([row], tmp_path / "report")
+    assert f"| run | tiny | {vocab} |" in (tmp_path / "report" / "ablation.md").read_text()
+
+
 def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_dir, tmp_path):
     from normalizer import Normalizer
     from training.train import load_preset
