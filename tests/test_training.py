@@ -315,3 +315,21 @@ def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_
     resumed = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset), max_steps=6))
     again = Normalizer.from_pretrained(resumed, device="cpu").model
     assert not torch.equal(again.lm_head.weight, model.lm_head.weight)
+
+
+def test_lm_edits_experiment_trains_and_scores(pairs_dir, tmp_path):
+    from helpers import tiny_lm_dir
+
+    from training.lm_edits import encode, load_lm, main
+
+    model, tok = load_lm(str(tiny_lm_dir(tmp_path / "lm")))
+    ids, labels = encode(tok, "the firm said", "said<to> stated")
+    n_prompt = labels.count(-100)
+    assert ids[:n_prompt] == tok("<s>the firm said\nEdits:", add_special_tokens=False).input_ids
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tok.eos_token_id
+    out = tmp_path / "run"
+    main(["--pairs", str(pairs_dir), "--lm", str(tmp_path / "lm"), "--max-steps", "2", "--batch-size", "4",
+          "--eval-size", "4", "--threads", "1", "--log-every", "1", "--out", str(out)])  # fmt: skip
+    result = json.loads((out / "result.json").read_text())
+    assert (result["steps"], result["pairs_seen"], result["dev"]["n"]) == (2, 8, 4)
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
