@@ -7,8 +7,9 @@ Cross-entropy per token is not comparable across tokenizers (a 16k vocabulary sp
 same text), so the loss here is the decoder's summed cross-entropy over a dev target divided by its length in
 characters (its EOS counted as one). Early in training few models propose any edit at the default confidence, so
 restoration metrics alone cannot rank them; this loss can. Also reported, per model: parameters, training steps
-and minutes, source and target tokens per sentence, and a teacher-forced forward pass's time (1 thread), the cost
-that vocabulary and layer split change at inference. Writes `ablation.md` and `ablation.json` into `--out`.
+and minutes, source and target tokens per sentence, a teacher-forced forward pass's time and greedy decoding's time
+with the output length fixed (1 thread): the costs that vocabulary and layer split change at inference. Writes
+`ablation.md` and `ablation.json` into `--out`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,31 @@ def dev_loss(model, tokenizer, sources: list[str], targets: list[str], batch_siz
         "source_tokens": sum(map(len, src)) / len(src),
         "target_tokens": sum(map(len, tgt)) / len(tgt),
         "forward_ms_per_sentence": 1000 * seconds / len(src),
+        "generate_ms_per_sentence": generate_ms(model, tokenizer, [src[i] for i in order], tgt, batch_size),
     }
+
+
+def generate_ms(model, tokenizer, src: list[list[int]], tgt: list[list[int]], batch_size: int) -> float:
+    """Greedy decoding time per sentence with the output length forced to the dev targets' mean, so that a model
+    that stops early (untrained) and one that writes long edit lists are timed on the same work."""
+    from training.train import collate
+
+    length = max(1, round(sum(map(len, tgt)) / len(tgt)))
+    seconds = 0.0
+    with torch.no_grad():
+        for k in range(0, len(src), batch_size):
+            batch = collate([(s, [0], []) for s in src[k : k + batch_size]], tokenizer.pad_token_id)
+            start = time.perf_counter()
+            model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                min_new_tokens=length,
+                max_new_tokens=length,
+                do_sample=False,
+                num_beams=1,
+            )
+            seconds += time.perf_counter() - start
+    return 1000 * seconds / len(src)
 
 
 def describe_run(run: Path) -> dict:
@@ -96,14 +121,15 @@ def write_report(rows: list[dict], out: Path, note: str = "") -> None:
         lines += [note, ""]
     lines += [
         "| run | preset | vocab | params | steps | min | dev nats/char | src tok | tgt tok | fwd ms/sent "
-        "| dev ERR | dev P | dev R |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gen ms/sent | dev ERR | dev P | dev R |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["nats_per_char"]):
         lines.append(
             f"| {r['run']} | {r['preset']} | {r['vocab']} | {r['parameters'] / 1e6:.1f}M | {r.get('steps', '')} "
             f"| {r.get('minutes', '')} | {r['nats_per_char']:.4f} | {r['source_tokens']:.1f} "
-            f"| {r['target_tokens']:.1f} | {r['forward_ms_per_sentence']:.2f} | {r.get('dev_err', float('nan')):.3f} "
+            f"| {r['target_tokens']:.1f} | {r['forward_ms_per_sentence']:.2f} | {r['generate_ms_per_sentence']:.2f} "
+            f"| {r.get('dev_err', float('nan')):.3f} "
             f"| {r.get('dev_precision', float('nan')):.3f} | {r.get('dev_recall', float('nan')):.3f} |"
         )
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
