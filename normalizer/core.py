@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason, locate_edits, parse_target
+from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason, locate_edits, parse_target, splice
 from normalizer.edits import tokenize as word_tokens
 from normalizer.segment import segment
 from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
@@ -248,15 +248,9 @@ class Normalizer:
                     edits.append(edit)
                 elif reason != "no change":
                     rejected.append(Rejection(edit, reason))
-        out, pos = [], 0
-        for e in edits:
-            out.append(text[pos : e.start])
-            out.append(e.after)
-            pos = e.end
-        out.append(text[pos:])
         n_words = sum(1 for t in word_tokens(text) if t.text[0].isalnum())
         n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
-        return Restoration("".join(out), edits, rejected, n_edited / n_words if n_words else 0.0)
+        return Restoration(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0)
 
     def _reason(self, piece: str, loc: Located, conf: float, gains: dict) -> str | None:
         """Why an edit is not applied (None: it is): the guard, then the confidence, then the reranker."""

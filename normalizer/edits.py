@@ -132,6 +132,16 @@ def locate_edits(text: str, spans: list[Span]) -> list[Located]:
     return out
 
 
+def splice(text: str, edits) -> str:
+    """`text` with each edit's [start, end) replaced by its `after`; edits in order and not overlapping."""
+    out, pos = [], 0
+    for e in edits:
+        out += [text[pos : e.start], e.after]
+        pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 _NO_SPACE_BEFORE = set(".,;:!?%)]}’”'")
 _NO_SPACE_AFTER = set("([{‘“$£€")
 

@@ -54,7 +54,7 @@ def pad_batch(rows: list[tuple[list[int], list[int]]], pad: int) -> dict[str, to
 @torch.no_grad()
 def restore(model, tokenizer, texts: list[str], batch_size: int = 16, max_new_tokens: int = 48) -> list[str]:
     """Greedy edit lists for `texts`, applied where they anchor and pass the guard."""
-    from normalizer.edits import guard_reason, locate_edits, parse_target
+    from normalizer.edits import guard_reason, locate_edits, parse_target, splice
 
     model.eval()
     tokenizer.padding_side = "left"
@@ -72,12 +72,7 @@ def restore(model, tokenizer, texts: list[str], batch_size: int = 16, max_new_to
         )
         for text, ids in zip(chunk, gen[:, enc.input_ids.shape[1] :].tolist()):
             edits = locate_edits(text, parse_target(tokenizer.decode(ids, skip_special_tokens=True)))
-            pieces, pos = [], 0
-            for e in edits:
-                if guard_reason(e.before, e.after) is None and e.start >= pos:
-                    pieces += [text[pos : e.start], e.after]
-                    pos = e.end
-            out.append("".join(pieces) + text[pos:])
+            out.append(splice(text, [e for e in edits if guard_reason(e.before, e.after) is None]))
     tokenizer.padding_side = "right"
     model.train()
     return out
