@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -76,6 +77,9 @@ def prepare(line: Line, jsonl: bool, field: str, max_bytes: int) -> Line:
     except json.JSONDecodeError as e:
         line.skip = f"invalid JSON ({e.msg} at column {e.colno}); passed through unchanged"
         return line
+    except RecursionError:
+        line.skip = "JSON nested too deeply to read; passed through unchanged"
+        return line
     if not isinstance(record, dict):
         line.skip = "JSON value is not an object; passed through unchanged"
     elif field not in record:
@@ -84,9 +88,58 @@ def prepare(line: Line, jsonl: bool, field: str, max_bytes: int) -> Line:
         line.skip = f"field {field!r} is {type(record[field]).__name__}, not a string; passed through unchanged"
     elif "\x00" in record[field]:
         line.skip = "NUL character in field; passed through unchanged"
+    elif not _encodable(record[field]):
+        line.skip = f"field {field!r} holds a lone surrogate escape (not text); passed through unchanged"
     else:
         line.record, line.text = record, record[field]
     return line
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode text (no lone surrogate from a JSON `\\ud800` escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def dump_json(obj) -> str:
+    """JSON with non-ASCII kept as is, or escaped where a string holds a lone surrogate (not UTF-8 encodable)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return text if _encodable(text) else json.dumps(obj)
+
+
+_WS_RE = re.compile(r"[ \t\n\r]*")
+
+
+def _top_level_values(text: str) -> tuple[dict[str, tuple[int, int]], int]:
+    """Character span of each top-level key's value in a JSON object (the last one for a duplicated key, which is
+    the one `json.loads` keeps) and the position of the closing brace. `text` must already parse as an object."""
+    decoder = json.JSONDecoder()
+    spans: dict[str, tuple[int, int]] = {}
+    i = _WS_RE.match(text, _WS_RE.match(text).end() + 1).end()  # past "{"
+    while text[i] != "}":
+        key, i = json.decoder.scanstring(text, i + 1)
+        i = _WS_RE.match(text, _WS_RE.match(text, i).end() + 1).end()  # past ":"
+        _, end = decoder.raw_decode(text, i)
+        spans[key] = (i, end)
+        i = _WS_RE.match(text, end).end()
+        if text[i] == ",":
+            i = _WS_RE.match(text, i + 1).end()
+    return spans, i
+
+
+def set_field(text: str, key: str, value: str) -> str:
+    """The JSON object `text` with top-level `key` set to the string `value`, every other byte unchanged (numbers,
+    key order, duplicate keys, spacing and escapes elsewhere are not re-serialised); a new key goes last."""
+    spans, close = _top_level_values(text)
+    encoded = dump_json(value)
+    if key in spans:
+        a, b = spans[key]
+        return text[:a] + encoded + text[b:]
+    sep = ", " if spans else ""
+    return f"{text[:close]}{sep}{dump_json(key)}: {encoded}{text[close:]}"
 
 
 def render(line: Line, result: Restoration | None, args) -> bytes:
@@ -99,20 +152,35 @@ def render(line: Line, result: Restoration | None, args) -> bytes:
             obj["spin_score"] = round(result.spin_score, 4)
             obj["edits"] = [e.__dict__ for e in result.edits]
             obj["rejected"] = [{**r.edit.__dict__, "reason": r.reason} for r in result.rejected]
-        return json.dumps(obj, ensure_ascii=False).encode() + (line.ending or b"\n")
+        return dump_json(obj).encode() + (line.ending or b"\n")
     if result is None or (result.text == line.text and (not args.jsonl or args.output_field is None)):
         return line.raw + line.ending
     if args.jsonl:
-        record = dict(line.record)
-        record[args.output_field or args.field] = result.text
-        return json.dumps(record, ensure_ascii=False).encode() + line.ending
+        return set_field(line.raw.decode("utf-8"), args.output_field or args.field, result.text).encode() + line.ending
     return result.text.encode() + line.ending
+
+
+def restore_lines(lines: list[Line], normalizer: Normalizer, batch_size: int) -> dict[int, Restoration]:
+    """Restorations by `id(line)`. If the batch fails, each line is tried alone, and a line that fails alone is
+    marked to pass through unchanged (with the reason), so one bad line never costs the others."""
+    try:
+        results = normalizer.restore_batch([ln.text for ln in lines], batch_size=batch_size)
+        return {id(ln): r for ln, r in zip(lines, results)}
+    except Exception as e:  # noqa: BLE001 - any failure of one line must not lose the rest
+        if len(lines) == 1:
+            lines[0].skip = f"restoration failed ({type(e).__name__}: {e}); passed through unchanged"
+            lines[0].text = None
+            return {}
+        logging.getLogger(__name__).debug("batch failed (%s); retrying line by line", e)
+    found = {}
+    for ln in lines:
+        found.update(restore_lines([ln], normalizer, batch_size))
+    return found
 
 
 def process(chunk: list[Line], normalizer: Normalizer, args, out: BinaryIO) -> None:
     todo = [ln for ln in chunk if ln.text is not None]
-    results = normalizer.restore_batch([ln.text for ln in todo], batch_size=args.batch_size) if todo else []
-    by_id = {id(ln): r for ln, r in zip(todo, results)}
+    by_id = restore_lines(todo, normalizer, args.batch_size) if todo else {}
     for ln in chunk:
         if ln.skip:
             print(f"{ln.source}:{ln.number}: {ln.skip}", file=sys.stderr)

@@ -11,7 +11,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,10 @@ class InferenceConfig:
     """Longest piece fed to the model, in word tokens; longer sentences are cut between words."""
     max_new_tokens: int = 96
     """Generation limit per piece."""
+    max_piece_tokens: int = 192
+    """Hard bound on a piece's length in model tokens: a piece over it (text without spaces, a 5,000-character
+    "word", byte-fallback scripts) is cut in half, at a space where there is one, until every part fits, so that
+    memory and time per piece are bounded whatever the script."""
     num_beams: int = 1
     """Beam size (1 = greedy)."""
     min_confidence: float = 0.5
@@ -98,6 +103,8 @@ class InferenceConfig:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.max_words < 1 or self.max_new_tokens < 1 or self.num_beams < 1 or self.passes < 1:
             raise ValueError(f"max_words, max_new_tokens, num_beams and passes must be >= 1: {self}")
+        if self.max_piece_tokens < 16:
+            raise ValueError(f"max_piece_tokens must be >= 16, got {self.max_piece_tokens}")
 
     @classmethod
     def load(cls, directory: str | Path) -> InferenceConfig:
@@ -115,10 +122,16 @@ class InferenceConfig:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`auto`/None picks CUDA when present, else CPU."""
+    """`auto`/None picks CUDA when present, else CPU; asking for CUDA where there is none is a ValueError."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this torch has no usable CUDA device")
+    return dev
 
 
 class Normalizer:
@@ -202,7 +215,7 @@ class Normalizer:
         """The restored text."""
         return self.restore(text).text
 
-    def normalize_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> list[str]:
+    def normalize_batch(self, texts: Iterable[str], batch_size: int = 32, progress: bool = False) -> list[str]:
         """Restored texts, same length and order as `texts`."""
         return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
 
@@ -210,10 +223,12 @@ class Normalizer:
         """The restored text with its edits, rejected proposals and spin score."""
         return self.restore_batch([text])[0]
 
-    def restore_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> list[Restoration]:
-        """`restore` over many documents; pieces of all documents are batched together, sorted by length."""
+    def restore_batch(self, texts: Iterable[str], batch_size: int = 32, progress: bool = False) -> list[Restoration]:
+        """`restore` over many documents (any iterable of strings, read once); pieces of all documents are batched
+        together, sorted by length."""
         if isinstance(texts, str):
             raise TypeError("restore_batch takes a list of strings; use restore() for one string")
+        texts = list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for k, t in enumerate(texts):
@@ -223,8 +238,9 @@ class Normalizer:
         pieces = [
             (d, a, b)
             for d, text in enumerate(texts)
-            for a, b in segment(text, self.config.max_words)
-            if any(ch.isalpha() for ch in text[a:b])
+            for a0, b0 in segment(text, self.config.max_words)
+            if any(ch.isalpha() for ch in text[a0:b0])
+            for a, b in self._fit(text, a0, b0)
         ]
         piece_texts = [texts[d][a:b] for d, a, b in pieces]
         gains: dict[tuple[str, int, int, str], float] = {}
@@ -235,6 +251,31 @@ class Normalizer:
         return [self._assemble(text, found, gains) for text, found in zip(texts, per_doc)]
 
     # ---- internals --------------------------------------------------------------------------------------------
+
+    def _fit(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """text[start:end] as spans of at most `max_piece_tokens` model tokens, cut in half (at the space nearest
+        the middle, else anywhere) until each part fits. Parts keep no surrounding whitespace."""
+        limit = self.config.max_piece_tokens
+        out, todo = [], [(start, end)]
+        while todo:
+            a, b = todo.pop()
+            # A character costs at most 4 byte-fallback tokens: short spans need no encoding.
+            if 4 * (b - a) + 2 <= limit or len(self.tokenizer.encode(text[a:b])) <= limit:
+                out.append((a, b))
+                continue
+            mid = (a + b) // 2
+            left, right = text.rfind(" ", a + 1, mid + 1), text.find(" ", mid, b - 1)
+            spaces = [c for c in (left, right) if c > a]
+            cut = min(spaces, key=lambda c: abs(c - mid)) if spaces else mid
+            la, lb = a, cut
+            while lb > la and text[lb - 1].isspace():
+                lb -= 1
+            ra = cut
+            while ra < b and text[ra].isspace():
+                ra += 1
+            todo += [(ra, b)] if ra < b else []
+            todo += [(la, lb)] if lb > la else []
+        return out
 
     def _assemble(
         self, text: str, found: list[tuple[int, str, list[tuple[Located, float]]]], gains: dict
@@ -433,6 +474,7 @@ class Normalizer:
 
 
 _DEFAULT: Normalizer | None = None
+_DEFAULT_LOCK = threading.Lock()
 
 
 def _map_back(loc: Located, spans: list[tuple[int, int, int, int]]) -> Located | None:
@@ -462,8 +504,11 @@ def _non_overlapping(located: list[tuple[Located, float]], keep: set[tuple[int, 
 def normalize(text: str) -> str:
     """Restore `text` with the shipped default model (loaded once, on first use)."""
     global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Normalizer.from_pretrained()
+    # Threads calling this for the first time at once must share one load: concurrent loads of the same checkpoint
+    # fail in transformers ("Cannot copy out of meta tensor").
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = Normalizer.from_pretrained()
     return _DEFAULT.normalize(text)
 
 

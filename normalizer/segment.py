@@ -17,6 +17,11 @@ _ABBREV = frozenset(
 )
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by whitespace.
 _END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
+_NEXT_RE = re.compile(r"\s*(\S)")
+_LAST_WORD_RE = re.compile(r"(\S+)\s*$")
+# How far back from a full stop to look for the word it ends (abbreviations are short); bounding it keeps
+# sentence splitting linear on a line with many stops and no sentence end.
+_LOOKBACK = 32
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -26,12 +31,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         offset, chunk = line.start(), line.group()
         cuts = [0]
         for m in _END_RE.finditer(chunk):
-            before = chunk[cuts[-1] : m.start()].rsplit(None, 1)
-            last = before[-1].lower().rstrip(".") if before else ""
+            word = _LAST_WORD_RE.search(chunk, max(cuts[-1], m.start() - _LOOKBACK), m.start())
+            last = word.group(1).lower().rstrip(".") if word else ""
             if chunk[m.start()] == "." and (last in _ABBREV or (len(last) == 1 and last.isalpha())):
                 continue
-            nxt = chunk[m.end() :].lstrip()
-            if nxt and nxt[0].islower():
+            nxt = _NEXT_RE.match(chunk, m.end())
+            if nxt and nxt.group(1).islower():
                 continue
             cuts.append(m.end())
         cuts.append(len(chunk))
