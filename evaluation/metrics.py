@@ -108,6 +108,25 @@ def over_correction(spun: Sequence[str], outputs: Sequence[str], originals: Sequ
     return changed / untouched if untouched else 0.0
 
 
+def word_counts(spun: Sequence[str], outputs: Sequence[str], originals: Sequence[str]) -> tuple[int, int, int]:
+    """Word-level (restored right, words the system put in, words the spinner took out), summed over items.
+
+    Per item, the words a system put in are the multiset of output words minus the input's; the words to restore
+    are the original's minus the input's; restored right is their multiset intersection. Unlike edit-level
+    scores, an edit that restores one word of a two-word swap earns that word."""
+    _check(spun, outputs, originals)
+    from collections import Counter
+
+    tp = put = needed = 0
+    for s, o, ref in zip(spun, outputs, originals):
+        src = Counter(words(s))
+        added, wanted = Counter(words(o)) - src, Counter(words(ref)) - src
+        tp += sum((added & wanted).values())
+        put += sum(added.values())
+        needed += sum(wanted.values())
+    return tp, put, needed
+
+
 def exact_match(outputs: Sequence[str], originals: Sequence[str]) -> float:
     """Share of outputs whose word tokens equal the original's."""
     _check(outputs, originals)
@@ -137,6 +156,8 @@ def evaluate(
         "system_edits": n_sys,
         "gold_edits": n_gold,
         "over_correction": over_correction(spun, outputs, originals),
+        "word_precision": f_beta(*word_counts(spun, outputs, originals))[0],
+        "word_recall": f_beta(*word_counts(spun, outputs, originals))[1],
         "exact_match": exact_match(outputs, originals),
         "unchanged": exact_match(outputs, spun),
     }

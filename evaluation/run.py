@@ -70,13 +70,14 @@ def evaluate_all(
     testsets: list[Path],
     batch_size: int = 32,
     n_worst: int = 3,
+    limit: int = 0,
 ) -> dict:
     """Results per test set and system: metrics, PR curve (models), worst examples, seconds."""
     results: dict = {"testsets": {}}
     # Each model is reported as users get it (its own min_confidence, passes and reranker); its PR curve comes from
     # a second run of the seq2seq model alone, one pass, every edit kept, thresholded afterwards.
     results["min_confidence"] = {name: n.min_confidence for name, n in models.items()}
-    _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst)
+    _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, limit)
     return results
 
 
@@ -90,11 +91,12 @@ def curve_run(normalizer: Normalizer, spun: list[str], batch_size: int) -> list[
         normalizer.min_confidence, normalizer.config.passes, normalizer.reranker = saved
 
 
-def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst) -> None:
+def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, limit=0) -> None:
     from tqdm.auto import tqdm
 
     for path in tqdm(testsets, desc="test sets", unit="set"):
         rows = load_testset(path)
+        rows = rows[:limit] if limit else rows
         spun, original = [r["spun"] for r in rows], [r["original"] for r in rows]
         alternatives = [r.get("alternatives", []) for r in rows]
         meta_path = path.with_suffix(".meta.json")
@@ -121,7 +123,36 @@ def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst) ->
             start = time.time()
             outputs = fn(spun)
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, time.time() - start, n_worst)
+            if hasattr(fn, "table"):  # a pipeline: how many swapped words have their original among its candidates
+                entry["systems"][name]["metrics"]["ceiling"] = candidate_ceiling(fn.table, spun, original)
         results["testsets"][path.stem] = entry
+
+
+def candidate_ceiling(table, spun: list[str], original: list[str]) -> float:
+    """Share of gold word edits whose original is among the candidate table's proposals for that span."""
+    from normalizer.edits import tokenize
+    from normalizer.ranker import gold_edits
+
+    hit = total = 0
+    for s, o in zip(spun, original):
+        found = {(c.first, c.last, tuple(w.lower() for w in words(c.after))) for c in table.propose(s, tokenize(s))}
+        for (i, j), after in gold_edits(s, o).items():
+            total += 1
+            hit += (i, j, tuple(w.lower() for w in after)) in found
+    return hit / total if total else 1.0
+
+
+class PipelineSystem:
+    """A pipeline checkpoint as a system of the harness: texts in, restored texts out."""
+
+    def __init__(self, path: str, lm: str, device: str):
+        from normalizer.pipeline import Pipeline
+
+        self.pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
+        self.table = self.pipeline.table
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        return self.pipeline.normalize_batch(texts, progress=True)
 
 
 def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
@@ -153,7 +184,10 @@ COLUMNS = (
     "precision",
     "recall",
     "f0.5",
+    "word_precision",
+    "word_recall",
     "over_correction",
+    "ceiling",
     "exact_match",
     "unchanged",
     "chrf",
@@ -272,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         "--rerank", metavar="LM", help="also report each model with this language-model reranker (as NAME+rerank)"
     )
     parser.add_argument("--rerank-margin", type=float, default=0.0)
+    parser.add_argument("--pipeline", nargs="*", default=[], help="pipeline checkpoints (name=DIR or DIR)")
+    parser.add_argument("--lm", default="smollm2", help="the pipelines' language model")
+    parser.add_argument("--limit", type=int, default=0, help="first N rows of each test set only (0 = all)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -296,7 +333,10 @@ def main(argv: list[str] | None = None) -> None:
         from evaluation.baselines import lexicon_baseline
 
         baselines["lexicon"] = lexicon_baseline()
-    results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size)
+    for spec in args.pipeline:
+        name, _, path = spec.rpartition("=")
+        baselines[name or Path(path).name] = PipelineSystem(path, args.lm, args.device)
+    results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size, limit=args.limit)
     results["description"] = (
         f"Command: `python -m evaluation.run {' '.join(argv)}`. "
         f"Model outputs at each model's default min_confidence: {results['min_confidence']}."

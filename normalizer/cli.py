@@ -142,6 +142,14 @@ def set_field(text: str, key: str, value: str) -> str:
     return f"{text[:close]}{sep}{dump_json(key)}: {encoded}{text[close:]}"
 
 
+def edit_json(edit) -> dict:
+    """An edit as a JSON-ready dict (score parts as an object, left out when there are none)."""
+    obj = {k: v for k, v in edit.__dict__.items() if k != "scores"}
+    if edit.scores:
+        obj["scores"] = {name: round(value, 4) for name, value in edit.scores}
+    return obj
+
+
 def render(line: Line, result: Restoration | None, args) -> bytes:
     """The output bytes for one line (its ending included)."""
     if args.edits:
@@ -150,8 +158,8 @@ def render(line: Line, result: Restoration | None, args) -> bytes:
             obj["skipped"] = line.skip or "blank"
         else:
             obj["spin_score"] = round(result.spin_score, 4)
-            obj["edits"] = [e.__dict__ for e in result.edits]
-            obj["rejected"] = [{**r.edit.__dict__, "reason": r.reason} for r in result.rejected]
+            obj["edits"] = [edit_json(e) for e in result.edits]
+            obj["rejected"] = [{**edit_json(r.edit), "reason": r.reason} for r in result.rejected]
         return dump_json(obj).encode() + (line.ending or b"\n")
     if result is None or (result.text == line.text and (not args.jsonl or args.output_field is None)):
         return line.raw + line.ending

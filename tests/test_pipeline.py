@@ -1,0 +1,195 @@
+"""The restoration pipeline, stage by stage on tiny fixtures (a ten-word table, a random one-layer Llama), then end
+to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_lm_dir
+
+from normalizer.candidates import CandidateTable
+from normalizer.edits import tokenize
+from normalizer.lm import LanguageModel, refuse_custom_code
+from normalizer.pipeline import Pipeline, PipelineConfig, spintax_candidates
+from normalizer.ranker import CHEAP_FEATURES, FEATURES, Channel, Ranker, gold_edits
+
+LINKS = {("mention", "say"): (1, 0), ("practice", "train"): (2, 3), ("firm", "company"): (4, 1)}
+PHRASES = {"final 12 months": ["last year"], "wall avenue": ["wall street"]}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return CandidateTable.from_pairs(LINKS, PHRASES)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return LanguageModel.from_pretrained(tiny_lm_dir(tmp_path_factory.mktemp("lm")), device="cpu")
+
+
+def afters(cands, first):
+    return {c.after for c in cands if c.first == first}
+
+
+def test_candidates_invert_the_thesaurus_with_inflection(table):
+    text = "He mentioned the practices of the firm."
+    cands = table.propose(text, tokenize(text))
+    assert "said" in afters(cands, 1)  # mentioned <- said (past tense carried over)
+    assert "trains" in afters(cands, 3)  # practices <- trains
+    assert "company" in afters(cands, 6)
+    assert all(text[c.start : c.end] == c.before for c in cands)
+
+
+def test_candidates_phrases_case_and_names(table):
+    text = "Mentioned final 12 months on Wall Avenue by Firm officials."
+    cands = table.propose(text, tokenize(text))
+    assert "Said" in afters(cands, 0)  # sentence-initial capital carried over
+    assert any(c.after == "last year" and c.kind == "phrase" and c.last - c.first == 3 for c in cands)
+    assert any(c.after == "Wall Street" for c in cands)  # institution: phrase table applies to names
+    assert not afters(cands, 7)  # "Firm" mid-sentence is a name: no thesaurus candidate
+
+
+def test_spintax_alternatives():
+    text = "The {good|great} news and {the} end."
+    cands = spintax_candidates(text, tokenize(text))
+    assert {(c.before, c.after) for c in cands} == {("{good|great}", "good"), ("{good|great}", "great"),
+                                                    ("{the}", "the")}
+
+
+def naive_continuation(lm, seq, p, cont):
+    full, prefix = lm.sequence_logprob([seq[:p] + cont])[0], lm.sequence_logprob([seq[:p]])[0]
+    return full - prefix
+
+
+def test_cached_continuations_equal_full_rescoring(lm):
+    seqs = [[lm.start_id, 5, 6, 7, 8, 9], [lm.start_id, 10, 11]]
+    state = lm.first_pass(seqs, [[(2, 7)], []])
+    assert state.gathered[0][0] == pytest.approx(state.token_lp[0][2] if seqs[0][2] == 7 else state.gathered[0][0])
+    items = [(0, 2, [12, 13]), (0, 6, [5]), (1, 1, [6, 7, 8]), (1, 3, [9])]
+    got = lm.continuations(state, items)
+    for (b, p, cont), g in zip(items, got):
+        assert g == pytest.approx(naive_continuation(lm, seqs[b], p, cont), abs=1e-4)
+
+
+def ranker_trusting(feature: str, names=FEATURES) -> Ranker:
+    """A ranker that applies exactly the candidates where `feature` is 1."""
+    weights = [10.0 if f == feature else 0.0 for f in names]
+    return Ranker(weights, -5.0, [0.0] * len(names), [1.0] * len(names), tuple(names), 0.5)
+
+
+@pytest.fixture()
+def pipeline(table, lm):
+    channel = Channel({"say\tmention": 0, "said\tmentioned": 3, "company\tfirm": 2}, {"said": 3, "company": 2})
+    return Pipeline(table, lm, ranker_trusting("channel_seen"), channel, None, PipelineConfig(gate=-100.0))
+
+
+def test_pipeline_end_to_end_keeps_bytes(pipeline):
+    text = "He  mentioned the practices,\tsaid the firm.\r\n\nNothing  here 12."
+    r = pipeline.restore(text)
+    assert r.text == "He  said the practices,\tsaid the company.\r\n\nNothing  here 12."
+    assert [(e.before, e.after) for e in r.edits] == [("mentioned", "said"), ("firm", "company")]
+    for e in r.edits:
+        assert text[e.start : e.end] == e.before and 0.5 <= e.confidence <= 1.0
+        assert dict(e.scores)["channel_seen"] == 1.0 and set(dict(e.scores)) == set(FEATURES)
+
+
+def test_pipeline_batch_equals_single_and_passes_through(pipeline):
+    docs = ["He mentioned it.", "", "  \n", "The firm mentioned final 12 months.", "12 34 %"]
+    assert pipeline.normalize_batch(iter(docs)) == [pipeline.normalize(d) for d in docs]
+    assert pipeline.normalize("") == "" and pipeline.normalize("12 34 %") == "12 34 %"
+
+
+def test_pipeline_resolves_spintax(pipeline):
+    out = pipeline.normalize("The {good|great} news.")
+    assert out in ("The good news.", "The great news.")
+
+
+def test_lm_passes_per_batch_are_bounded(pipeline):
+    docs = ["He mentioned the practices of the firm."] * 5 + ["The firm mentioned it."] * 5
+    before = pipeline.lm.passes
+    pipeline.restore_batch(docs)
+    # One first pass per batch of sentences and one continuation batch per 64 rescored candidates: never one pass
+    # per candidate.
+    assert pipeline.lm.passes - before <= 2
+
+
+def test_threshold_override_per_call(pipeline):
+    text = "He mentioned it."
+    assert pipeline.restore_batch([text], threshold=1.0)[0].edits == []
+    assert pipeline.restore_batch([text])[0].edits  # the stored default is untouched
+
+
+def test_ranker_and_channel_survive_save_load(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(FEATURES)))
+    y = (x[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(float)
+    ranker = Ranker.fit(x, y)
+    assert ((ranker.prob(x) > 0.5) == (y > 0)).mean() > 0.8
+    ranker.save(tmp_path)
+    assert np.allclose(Ranker.load(tmp_path).prob(x), ranker.prob(x))
+    channel = Channel.from_pairs([("He mentioned it.", "He said it."), ("They mentioned it.", "They said it.")])
+    channel.save(tmp_path)
+    loaded = Channel.load(tmp_path)
+    assert loaded == channel and loaded.log_prob("said", "mentioned")[1]
+    assert loaded.log_prob("said", "mentioned")[0] > loaded.log_prob("said", "stated")[0]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"features": list(CHEAP_FEATURES)}, {"weights": "oops"}, {"bias": None}, {"extra": 1}],
+)
+def test_ranker_file_is_validated(tmp_path, change):
+    ranker_trusting("channel_seen").save(tmp_path)
+    path = tmp_path / "ranker.json"
+    data = json.loads(path.read_text())
+    data.update(change)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="ranker.json"):
+        Ranker.load(tmp_path)
+
+
+def test_gold_edits_split_equal_length_replacements():
+    assert gold_edits("He mentioned the final 12 months.", "He said the last year.") == {
+        (1, 2): ("said",),
+        (3, 6): ("last", "year"),
+    }
+    assert gold_edits("They stated a war.", "They said a struggle.") == {(1, 2): ("said",), (3, 4): ("struggle",)}
+
+
+def test_labels_come_from_the_spinner_alignment_when_there_is_one():
+    from training.ranker import gold_from_target
+
+    # Adjacent swaps merge in a word alignment; the spinner's own edit list keeps them apart.
+    spun, target = "He mentioned final 12 months.", "mentioned<to> said<sep> final 12 months<to> last year"
+    assert gold_edits(spun, "He said last year.") == {(1, 5): ("said", "last", "year")}
+    assert gold_from_target(spun, target) == {(1, 2): ("said",), (2, 5): ("last", "year")}
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
+def test_model_folders_asking_for_code_are_refused(tmp_path, name):
+    d = tiny_lm_dir(tmp_path / "lm")
+    path = d / name
+    data = json.loads(path.read_text())
+    data["auto_map"] = {"AutoTokenizer": ["evil.Tok", None]}
+    path.write_text(json.dumps(data))
+    (d / "evil.py").write_text("open('marker', 'w').write('ran')\n")
+    with pytest.raises(ValueError, match="auto_map"):
+        refuse_custom_code(d)
+    with pytest.raises(ValueError, match="auto_map"):
+        LanguageModel.from_pretrained(d, device="cpu")
+
+
+def test_missing_language_model_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        LanguageModel.from_pretrained(tmp_path / "nope", device="cpu")
+
+
+def test_float32_and_bfloat16_both_run(tmp_path):
+    d = tiny_lm_dir(tmp_path / "lm")
+    for dtype in ("float32", "bfloat16"):
+        lm = LanguageModel.from_pretrained(d, device="cpu", dtype=dtype)
+        assert lm.dtype == getattr(torch, dtype)
+        assert np.isfinite(lm.sequence_logprob([[lm.start_id, 5, 6]])[0])

@@ -1,0 +1,208 @@
+"""Train the pipeline's ranker and channel, and write a pipeline checkpoint.
+
+    python -m training.ranker --pairs data/pairs --candidates runs/cand-all/candidates.npz --out models/default
+
+1. Channel: swap counts from the training split's pairs (`normalizer.ranker.Channel`).
+2. Features: the pipeline (candidates + language model, no ranker yet) scores `--n` dev sentences; each rescored
+   candidate is labelled by whether it is the original at that span (`normalizer.ranker.gold_edits`). The scored
+   features are cached (`--cache`), so refitting costs seconds.
+3. Ranker: logistic regression; the threshold that maximises dev F0.5 of word edits is stored with it.
+The checkpoint folder gets `candidates.npz`, `channel.json.gz`, `ranker.json`, `pipeline_config.json` and
+`ranker_training.json` (the command, counts and the dev table per threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from normalizer.candidates import CANDIDATES_FILE, CandidateTable
+from normalizer.lm import SMOLLM2, LanguageModel
+from normalizer.pipeline import Pipeline, PipelineConfig
+from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker, gold_edits
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def gold_from_target(spun: str, target: str) -> dict[tuple[int, int], tuple[str, ...]]:
+    """Gold edits from a pair's edit-sequence target (the spinner's own alignment), as token spans of `spun`."""
+    from normalizer.edits import locate_edits, parse_target, tokenize
+
+    toks = tokenize(spun)
+    first = {t.start: k for k, t in enumerate(toks)}
+    last = {t.end: k for k, t in enumerate(toks)}
+    gold = {}
+    for loc in locate_edits(spun, parse_target(target)):
+        if loc.start in first and loc.end in last:
+            gold[(first[loc.start], last[loc.end] + 1)] = tuple(_words(loc.after))
+    return gold
+
+
+def _gold(spun: str, original: str, target: str | None) -> dict:
+    gold = gold_from_target(spun, target) if target is not None else gold_edits(spun, original)
+    return {span: tuple(w.lower() for w in after) for span, after in gold.items()}
+
+
+def _label(gold: dict, candidate) -> float:
+    return float(gold.get((candidate.first, candidate.last)) == tuple(w.lower() for w in _words(candidate.after)))
+
+
+def labelled_features(pipeline: Pipeline, spun: list[str], original: list[str], targets: list[str] | None = None):
+    """(X, y, groups): features of every rescored candidate, its label, and (sentence, span) ids for decisions.
+    Labels come from the pairs' edit targets when given (adjacent swaps kept apart), else from a word alignment."""
+    scored = pipeline.score(spun, progress=True)
+    xs, ys, groups = [], [], []
+    for k, (s, o, found) in enumerate(zip(spun, original, scored)):
+        gold = _gold(s, o, targets[k] if targets else None)
+        for sc in found:
+            xs.append(sc.features)
+            ys.append(_label(gold, sc.candidate))
+            groups.append((k, sc.candidate.first, sc.candidate.last))
+    return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(ys), groups
+
+
+def labelled_cheap_features(pipeline: Pipeline, spun: list[str], original: list[str],
+                            targets: list[str] | None = None, batch: int = 16):
+    """(X, y): the one-pass features of every candidate (no pre-ranking) and its label, for the pre-ranker."""
+    from tqdm.auto import tqdm
+
+    xs, ys = [], []
+    for k in tqdm(range(0, len(spun), batch), desc="pre-ranker features", unit="batch"):
+        prepared, _, _, feats = pipeline.cheap_features(spun[k : k + batch])
+        for j, ((_, _, _, cands), fs) in enumerate(zip(prepared, feats)):
+            n = k + j
+            gold = _gold(spun[n], original[n], targets[n] if targets else None)
+            for (c, _), f in zip(cands, fs):
+                xs.append(f)
+                ys.append(_label(gold, c))
+    return np.array(xs, dtype=np.float64).reshape(-1, len(CHEAP_FEATURES)), np.array(ys)
+
+
+def _words(text: str) -> list[str]:
+    from normalizer.edits import words
+
+    return words(text)
+
+
+def decision_table(probs: np.ndarray, y: np.ndarray, groups, n_gold: int, thresholds=THRESHOLDS) -> list[dict]:
+    """Word-edit precision/recall/F0.5 on dev when, per span, the likeliest candidate is applied at >= t
+    (overlaps between spans ignored: an upper bound on what the pipeline's non-overlapping choice gives)."""
+    best: dict[tuple, tuple[float, float]] = {}
+    for p, label, g in zip(probs.tolist(), y.tolist(), groups):
+        if g not in best or p > best[g][0]:
+            best[g] = (p, label)
+    table = []
+    for t in thresholds:
+        applied = [label for p, label in best.values() if p >= t]
+        tp, n = sum(applied), len(applied)
+        prec = tp / n if n else 1.0
+        rec = tp / n_gold if n_gold else 1.0
+        f = 1.25 * prec * rec / (0.25 * prec + rec) if prec + rec else 0.0
+        table.append({"threshold": t, "precision": prec, "recall": rec, "f0.5": f, "edits": n})
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, default=Path("data/pairs"))
+    parser.add_argument("--candidates", type=Path, required=True, help="table from python -m training.candidates")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write the pipeline files into")
+    parser.add_argument("--lm", default=SMOLLM2)
+    parser.add_argument("--n", type=int, default=1500, help="dev sentences to fit the ranker on")
+    parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
+    parser.add_argument("--channel-n", type=int, default=0, help="training pairs counted by the channel (0 = all)")
+    parser.add_argument("--no-channel", action="store_true", help="leave the channel empty (ablation)")
+    parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import torch
+
+    from training.pairs import load_pairs
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.no_channel:
+        channel = Channel()
+    else:
+        train = load_pairs(args.pairs, "train")
+        n = len(train) if not args.channel_n else min(args.channel_n, len(train))
+        channel = Channel.from_pairs(zip(train["spun"][:n], train["original"][:n]))
+        logger.info("channel: %d swaps from %d pairs", len(channel.swaps), n)
+    dev = load_pairs(args.pairs, "dev")
+    idx = random.Random(args.seed).sample(range(len(dev)), min(args.n + args.prerank_n, len(dev)))
+    pre_idx, idx = idx[: args.prerank_n], idx[args.prerank_n :]
+    spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
+    targets = [dev[i]["target"] for i in idx]
+    n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
+    config = PipelineConfig()
+    pipeline = None
+    pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None
+    if pre_cache and pre_cache.exists():
+        data = np.load(pre_cache, allow_pickle=False)
+        px, py = data["x"], data["y"]
+    else:
+        pipeline = Pipeline(CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None, channel,
+                            None, config)
+        px, py = labelled_cheap_features(pipeline, [dev[i]["spun"] for i in pre_idx],
+                                         [dev[i]["original"] for i in pre_idx], [dev[i]["target"] for i in pre_idx])
+        if pre_cache:
+            np.savez(pre_cache, x=px, y=py)
+    preranker = Ranker.fit(px, py, features=CHEAP_FEATURES)
+    logger.info("pre-ranker: %d candidates, %d positive", len(py), int(py.sum()))
+    if args.cache and args.cache.exists():
+        data = np.load(args.cache, allow_pickle=False)
+        x, y, groups = data["x"], data["y"], [tuple(g) for g in data["groups"].tolist()]
+    else:
+        if pipeline is None:
+            pipeline = Pipeline(CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None,
+                                channel, None, config)
+        pipeline.preranker = preranker
+        x, y, groups = labelled_features(pipeline, spun, original, targets)
+        if args.cache:
+            np.savez(args.cache, x=x, y=y, groups=np.array(groups))
+    logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
+    ranker = Ranker.fit(x, y)
+    table_rows = decision_table(ranker.prob(x), y, groups, n_gold)
+    best = max(table_rows, key=lambda r: r["f0.5"])
+    ranker.threshold = best["threshold"]
+    ranker.save(args.out)
+    preranker.save(args.out, PRERANKER_FILE)
+    channel.save(args.out)
+    config.save(args.out)
+    if args.candidates.resolve() != (args.out / CANDIDATES_FILE).resolve():
+        shutil.copyfile(args.candidates, args.out / CANDIDATES_FILE)
+    report = {
+        "command": "python -m training.ranker " + " ".join(sys.argv[1:] if argv is None else argv),
+        "dev_sentences": len(spun),
+        "gold_edits": n_gold,
+        "candidates_scored": int(len(y)),
+        "positives": int(y.sum()),
+        "threshold": ranker.threshold,
+        "dev_table": table_rows,
+        "weights": dict(zip(ranker.features, ranker.weights)),
+        "prerank_candidates": int(len(py)),
+        "prerank_positives": int(py.sum()),
+        "prerank_weights": dict(zip(preranker.features, preranker.weights)),
+        "seconds": round(time.time() - start, 1),
+    }
+    (args.out / "ranker_training.json").write_text(json.dumps(report, indent=2) + "\n")
+    for row in table_rows:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
