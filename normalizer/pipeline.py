@@ -145,15 +145,16 @@ class Pipeline:
     def normalize(self, text: str) -> str:
         return self.restore(text).text
 
-    def normalize_batch(self, texts: Iterable[str], progress: bool = False) -> list[str]:
-        return [r.text for r in self.restore_batch(texts, progress=progress)]
+    def normalize_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False) -> list[str]:
+        return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
 
     def restore(self, text: str) -> Restoration:
         return self.restore_batch([text])[0]
 
-    def restore_batch(self, texts: Iterable[str], progress: bool = False, threshold: float | None = None
-                      ) -> list[Restoration]:
-        """Restore documents; `threshold` overrides the ranker's for this call only."""
+    def restore_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False,
+                      threshold: float | None = None) -> list[Restoration]:
+        """Restore documents (any iterable of strings, read once). `batch_size` (sentences per language-model
+        pass) and `threshold` (ranker probability to apply an edit) override the configured ones for this call."""
         if isinstance(texts, str):
             raise TypeError("restore_batch takes a list of strings; use restore() for one string")
         texts = list(texts)
@@ -166,7 +167,7 @@ class Pipeline:
         threshold = threshold if threshold is not None else self.ranker.threshold
         pieces = [(d, a, b) for d, text in enumerate(texts) for a, b in segment(text, self.config.max_words)
                   if any(ch.isalpha() for ch in text[a:b])]
-        scored = self.score([texts[d][a:b] for d, a, b in pieces], progress=progress)
+        scored = self.score([texts[d][a:b] for d, a, b in pieces], progress=progress, batch_size=batch_size)
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
         for (d, a, _), found in zip(pieces, scored):
@@ -211,7 +212,7 @@ class Pipeline:
             chosen.append(edit)
         return sorted(chosen, key=lambda e: e.start), sorted(refused, key=lambda r: r.edit.start)
 
-    def score(self, pieces: list[str], progress: bool = False) -> list[list[Scored]]:
+    def score(self, pieces: list[str], progress: bool = False, batch_size: int | None = None) -> list[list[Scored]]:
         """Every surviving candidate of every piece with its features."""
         results: list[list[Scored]] = [[] for _ in pieces]
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
@@ -220,7 +221,9 @@ class Pipeline:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(pieces), unit="sentence", desc="normalize", leave=False)
-        step = self.config.batch_size
+        step = batch_size or self.config.batch_size
+        if step < 1:
+            raise ValueError(f"batch_size must be >= 1, got {step}")
         for k in range(0, len(order), step):
             batch = order[k : k + step]
             for i, found in zip(batch, self._score_batch([pieces[i] for i in batch])):
@@ -351,6 +354,31 @@ class Pipeline:
             channel,
             float(seen),
         ]
+
+
+def has_pipeline(path: str | Path | None) -> bool:
+    """Whether a checkpoint folder carries the pipeline's files."""
+    directory = Path(path) if path is not None else DEFAULT_MODEL
+    return (directory / CANDIDATES_FILE).is_file()
+
+
+def load(path: str | Path | None = None, *, engine: str = "auto", lm: str | Path = SMOLLM2, device=None,
+         min_confidence: float | None = None):
+    """The restorer a checkpoint offers: the pipeline (`engine="pipeline"`), the seq2seq model alone (`"seq2seq"`),
+    or `"auto"`: the pipeline when the checkpoint has one and the language model loads, else the seq2seq model,
+    saying why in one logged warning. `min_confidence` is the pipeline's threshold or the seq2seq model's."""
+    from normalizer.core import Normalizer
+
+    if engine not in ("auto", "pipeline", "seq2seq"):
+        raise ValueError(f"engine must be auto, pipeline or seq2seq, got {engine!r}")
+    if engine == "pipeline" or (engine == "auto" and has_pipeline(path)):
+        try:
+            return Pipeline.from_pretrained(path, lm=lm, device=device, threshold=min_confidence)
+        except (OSError, ImportError) as e:
+            if engine == "pipeline":
+                raise
+            logger.warning("language-model pipeline unavailable (%s); using the seq2seq model alone", e)
+    return Normalizer.from_pretrained(path, device=device, min_confidence=min_confidence)
 
 
 def spintax_candidates(text: str, tokens) -> list[Candidate]:

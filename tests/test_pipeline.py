@@ -193,3 +193,51 @@ def test_float32_and_bfloat16_both_run(tmp_path):
         lm = LanguageModel.from_pretrained(d, device="cpu", dtype=dtype)
         assert lm.dtype == getattr(torch, dtype)
         assert np.isfinite(lm.sequence_logprob([[lm.start_id, 5, 6]])[0])
+
+
+@pytest.fixture()
+def pipeline_checkpoint(tmp_path, saved_model_dir, table):
+    """The seq2seq test checkpoint plus the pipeline's files (tiny table, a ranker trusting the channel)."""
+    import shutil
+
+    d = tmp_path / "ckpt"
+    shutil.copytree(saved_model_dir, d)
+    table.save(d / "candidates.npz")
+    ranker_trusting("channel_seen").save(d)
+    ranker_trusting("phrase", CHEAP_FEATURES).save(d, "preranker.json")
+    Channel({"said\tmentioned": 3}, {"said": 3}).save(d)
+    PipelineConfig(gate=-100.0).save(d)
+    return d
+
+
+def cli(tmp_path, *args):
+    from normalizer.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("He mentioned it.\n")
+    out = tmp_path / "out.txt"
+    code = main([str(src), "-o", str(out), "--device", "cpu", "--no-progress", *args])
+    return code, out.read_text() if out.exists() else None
+
+
+def test_cli_runs_the_pipeline_when_the_checkpoint_has_one(tmp_path, pipeline_checkpoint, capsys):
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    capsys.readouterr()
+    code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--lm", str(lm_dir))
+    assert code == 0 and out == "He said it.\n"
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_falls_back_to_seq2seq_in_one_line_when_the_lm_is_missing(tmp_path, pipeline_checkpoint, caplog):
+    code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--lm", str(tmp_path / "no-lm"))
+    assert code == 0 and out is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "seq2seq" in warnings[0] and "no-lm" in warnings[0]
+
+
+def test_cli_pipeline_engine_without_lm_is_an_error(tmp_path, pipeline_checkpoint, capsys):
+    code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--engine", "pipeline", "--lm",
+                    str(tmp_path / "no-lm"))
+    assert code == 1 and out is None
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profiles", nargs="*", default=[],
+                        help="use only pairs of these spinner profiles (held-out-thesaurus experiments)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -139,10 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         channel = Channel()
     else:
         train = load_pairs(args.pairs, "train")
+        if args.profiles:
+            train = train.filter(lambda p: p in args.profiles, input_columns="profile")
         n = len(train) if not args.channel_n else min(args.channel_n, len(train))
         channel = Channel.from_pairs(zip(train["spun"][:n], train["original"][:n]))
         logger.info("channel: %d swaps from %d pairs", len(channel.swaps), n)
     dev = load_pairs(args.pairs, "dev")
+    if args.profiles:
+        dev = dev.filter(lambda p: p in args.profiles, input_columns="profile")
     idx = random.Random(args.seed).sample(range(len(dev)), min(args.n + args.prerank_n, len(dev)))
     pre_idx, idx = idx[: args.prerank_n], idx[args.prerank_n :]
     spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
