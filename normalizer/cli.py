@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -275,9 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.output_field and not args.jsonl:
         parser.error("--output-field needs --jsonl")
     logging.basicConfig(level=logging.WARNING, format="normalize: %(message)s")
+    if args.files.count("-") > 1:
+        parser.error("standard input (-) can be named only once")
     for name in args.files:
-        if name != "-" and not Path(name).is_file():
+        if name == "-":
+            if sys.stdin is None:
+                print("normalize: standard input is closed", file=sys.stderr)
+                return 1
+        elif not os.path.exists(name):
             print(f"normalize: {name}: no such file", file=sys.stderr)
+            return 1
+        elif os.path.isdir(name):
+            print(f"normalize: {name}: is a directory", file=sys.stderr)
             return 1
     if not show_progress(args):
         from transformers.utils import logging as hf_logging
@@ -306,55 +316,122 @@ def main(argv: list[str] | None = None) -> int:
         print(f"normalize: cannot load model: {e}", file=sys.stderr)
         return 1
 
-    tmp_path = None
-    if args.output:
-        target = Path(args.output)
-        fd, tmp_path = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        out = os.fdopen(fd, "wb")
-    else:
-        out = sys.stdout.buffer
+    try:
+        output = Output(args.output)
+    except OSError as e:
+        print(f"normalize: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
     show = show_progress(args)
     try:
-        for name in args.files:
-            stream = sys.stdin.buffer if name == "-" else open(name, "rb")
-            source = "<stdin>" if name == "-" else name
-            size = None if name == "-" else os.path.getsize(name)
-            bar = None
-            if show:
-                from tqdm.auto import tqdm
+        with output:
+            for name in args.files:
+                stream = sys.stdin.buffer if name == "-" else open(name, "rb")
+                source = "<stdin>" if name == "-" else name
+                size = os.path.getsize(name) if name != "-" and Path(name).is_file() else None
+                bar = None
+                if show:
+                    from tqdm.auto import tqdm
 
-                bar = tqdm(total=size, unit="B", unit_scale=True, desc=source, file=sys.stderr, leave=False)
-            with stream:
-                chunk: list[Line] = []
-                for n, raw, ending in read_lines(source, stream):
-                    chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes))
-                    if len(chunk) == CHUNK_LINES:
-                        process(chunk, normalizer, args, out)
-                        if bar is not None:
-                            bar.update(sum(len(ln.raw) + len(ln.ending) for ln in chunk))
-                        chunk = []
-                process(chunk, normalizer, args, out)
-            if bar is not None:
-                bar.close()
-        out.flush()
+                    bar = tqdm(total=size, unit="B", unit_scale=True, desc=source, file=sys.stderr, leave=False)
+                with stream:
+                    chunk: list[Line] = []
+                    for n, raw, ending in read_lines(source, stream):
+                        chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field,
+                                             args.max_line_bytes))
+                        if len(chunk) == CHUNK_LINES:
+                            process(chunk, normalizer, args, output.stream)
+                            if bar is not None:
+                                bar.update(sum(len(ln.raw) + len(ln.ending) for ln in chunk))
+                            chunk = []
+                    process(chunk, normalizer, args, output.stream)
+                if bar is not None:
+                    bar.close()
+    except BrokenPipeError:
+        # The reader went away (`normalize big.txt | head -1`): a filter stops quietly.
+        _silence_stdout()
+        return 0
     except OSError as e:
-        print(f"normalize: {e}", file=sys.stderr)
-        if tmp_path:
-            out.close()
-            os.unlink(tmp_path)
+        print(f"normalize: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if tmp_path:
-            out.close()
-            os.unlink(tmp_path)
         return 130
-    if tmp_path:
-        out.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp_path, args.output)
+    except SystemExit as e:  # SIGTERM, raised by the handler below: the temporary file is already removed
+        return int(e.code or 0)
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class Output:
+    """Where the output goes: stdout, or a file replaced atomically at the end of a successful run.
+
+    The file is written to a temporary file beside the target (through a symlink: beside the file it points to),
+    given the target's own mode (or a new file's), and renamed over the target only on success; on an error,
+    Ctrl-C or SIGTERM the temporary file is removed and the target is untouched."""
+
+    def __init__(self, name: str | None):
+        self.name, self.tmp, self.stream = name, None, sys.stdout.buffer if name is None else None
+        if name is None:
+            return
+        target = Path(name)
+        if target.is_symlink():
+            target = target.resolve()
+        if target.is_dir():
+            raise IsADirectoryError(21, "is a directory", name)
+        self.target = target
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        self.stream = os.fdopen(fd, "wb")
+
+    def __enter__(self) -> Output:
+        if self.tmp:
+            self._old_term = signal.signal(signal.SIGTERM, self._on_term)
+        return self
+
+    def _on_term(self, signum, frame) -> None:
+        self.discard()
+        raise SystemExit(128 + signum)
+
+    def discard(self) -> None:
+        if self.tmp:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.name is None:
+            self.stream.flush()
+            return
+        signal.signal(signal.SIGTERM, self._old_term)
+        if exc_type is not None:
+            self.discard()
+            return
+        try:
+            self.stream.close()  # a full disk can fail here, at the last flush
+            try:
+                mode = os.stat(self.target).st_mode & 0o7777
+            except FileNotFoundError:
+                umask = os.umask(0)
+                os.umask(umask)
+                mode = 0o666 & ~umask  # mkstemp makes it private; give it a normal file's mode
+            os.chmod(self.tmp, mode)
+            os.replace(self.tmp, self.target)
+            self.tmp = None
+        except OSError:
+            self.discard()
+            raise
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from normalizer.checkpoint import check_model_folder, read_json_object
 from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason, locate_edits, parse_target, splice
 from normalizer.edits import tokenize as word_tokens
 from normalizer.segment import segment
-from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
+from normalizer.tokenizer import SPM_FILE, HfTokenizer, SpmTokenizer, load_tokenizer
 
 if TYPE_CHECKING:
     from normalizer.rerank import LmReranker
@@ -114,10 +115,16 @@ class InferenceConfig:
         path = Path(directory) / CONFIG_FILE
         if not path.exists():
             return cls()
-        data = json.loads(path.read_text())
+        data = read_json_object(path)
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        types = {"target_format": str, "num_beams": int, "max_words": int, "max_new_tokens": int, "passes": int,
+                 "max_piece_tokens": int, "min_confidence": (int, float), "suppress_empty": bool}
+        for key, value in data.items():
+            want = types.get(key)
+            if want and (not isinstance(value, want) or (want is not bool and isinstance(value, bool))):
+                raise ValueError(f"{path}: {key!r} has the wrong type ({value!r})")
         return cls(**data)
 
     def save(self, directory: str | Path) -> None:
@@ -187,8 +194,10 @@ class Normalizer:
         if local.exists():
             if not local.is_dir():
                 raise NotADirectoryError(f"model path {local} is a file; expected a checkpoint directory")
-            if not any(local.glob("*.safetensors")):
-                raise FileNotFoundError(f"no safetensors weights in {local} (pickled weights are not loaded)")
+            check_model_folder(local)
+            config = InferenceConfig.load(local)
+            if not (local / SPM_FILE).is_file() and not (local / "tokenizer_config.json").is_file():
+                raise FileNotFoundError(f"{local}: no tokenizer ({SPM_FILE} or tokenizer_config.json)")
         elif local_files_only:
             raise FileNotFoundError(f"model directory {local} does not exist")
         dev = resolve_device(device)
@@ -197,11 +206,15 @@ class Normalizer:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         else:
             dtype = torch.float32
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only, trust_remote_code=False
-        )
-        tokenizer = load_tokenizer(path)
-        config = InferenceConfig.load(path) if local.exists() else InferenceConfig()
+        try:
+            model = AutoModelForSeq2SeqLM.from_pretrained(
+                str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only,
+                trust_remote_code=False
+            )
+            tokenizer = load_tokenizer(path)
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"{path}: the checkpoint does not load ({type(e).__name__}: {e})") from None
+        config = config if local.exists() else InferenceConfig()
         return cls(model, tokenizer, config, device=dev, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> None:

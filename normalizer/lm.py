@@ -25,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+from normalizer.checkpoint import check_model_folder
+from normalizer.checkpoint import refuse_custom_code as refuse_custom_code  # re-exported
+
 logger = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2"
@@ -41,22 +44,6 @@ def smollm2_file() -> Path:
     if not files:
         raise FileNotFoundError(f"no .gguf file in {Path(spec.origin).parent}")
     return files[0]
-
-
-def refuse_custom_code(directory: Path) -> None:
-    """Raise ValueError if a model folder's configs ask transformers to import code from the folder."""
-    for name in ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json"):
-        path = directory / name
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not readable JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        if "auto_map" in data:
-            raise ValueError(f"{path}: asks for custom code (auto_map); refusing to load code from a model folder")
 
 
 def cpu_supports_bf16() -> bool:
@@ -134,9 +121,7 @@ class LanguageModel:
             directory = _converted_gguf(path)
         else:
             directory = path
-        refuse_custom_code(directory)
-        if not any(directory.glob("*.safetensors")):
-            raise FileNotFoundError(f"no safetensors weights in {directory} (pickled weights are not loaded)")
+        check_model_folder(directory)
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
             str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True

@@ -67,6 +67,9 @@ class LmReranker:
             kwargs = {"gguf_file": path.name}
             path = path.parent
         else:
+            from normalizer.checkpoint import check_model_folder
+
+            check_model_folder(path)
             kwargs = {"use_safetensors": True}
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(

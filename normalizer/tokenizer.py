@@ -70,4 +70,4 @@ def load_tokenizer(directory: str | Path) -> SpmTokenizer | HfTokenizer:
         return SpmTokenizer(path / SPM_FILE)
     from transformers import AutoTokenizer
 
-    return HfTokenizer(AutoTokenizer.from_pretrained(str(directory)))
+    return HfTokenizer(AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False))

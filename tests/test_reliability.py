@@ -177,3 +177,165 @@ def test_huge_word_line_keeps_every_line(tmp_path, saved_model_dir):
     data = b"".join(b"line %d.\n" % k for k in range(5)) + b"w" * 99_000 + b"\n" + b"last line.\n"
     code, out = run(tmp_path, saved_model_dir, data)
     assert code == 0 and out.splitlines() == data.splitlines()
+
+
+# ---- hostile checkpoints: refused in one clear line, before transformers reads them -------------------------------
+
+
+def _broken(tmp_path, saved_model_dir, how: str):
+    import shutil
+
+    d = tmp_path / "ckpt"
+    shutil.copytree(saved_model_dir, d)
+    weights = d / "model.safetensors"
+    if how == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "empty_weights":
+        weights.write_bytes(b"")
+    elif how == "config_wrong_type":
+        data = json.loads((d / "config.json").read_text())
+        data["d_model"] = "big"
+        (d / "config.json").write_text(json.dumps(data))
+    elif how == "normalizer_config_wrong_type":
+        (d / "normalizer_config.json").write_text(json.dumps({"max_words": "many"}))
+    elif how == "no_tokenizer":
+        (d / "spiece.model").unlink()
+    elif how in ("auto_map_tokenizer", "auto_map_config"):
+        name = "tokenizer_config.json" if how == "auto_map_tokenizer" else "config.json"
+        path = d / name
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", None]}
+        path.write_text(json.dumps(data))
+        (d / "evil.py").write_text(f"open({str(tmp_path / 'marker')!r}, 'w').write('ran')\n")
+    return d
+
+
+@pytest.mark.parametrize(
+    "how,says",
+    [
+        ("truncated_weights", "model.safetensors"),
+        ("empty_weights", "model.safetensors"),
+        ("config_wrong_type", "d_model"),
+        ("normalizer_config_wrong_type", "max_words"),
+        ("no_tokenizer", "tokenizer"),
+        ("auto_map_tokenizer", "auto_map"),
+        ("auto_map_config", "auto_map"),
+    ],
+)
+def test_broken_checkpoints_fail_in_one_line(tmp_path, saved_model_dir, capsys, monkeypatch, how, says):
+    import io
+    import sys
+
+    d = _broken(tmp_path, saved_model_dir, how)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"y\ny\n")))  # nothing may read an answer
+    out = tmp_path / "out.txt"
+    code = main(["-", "-o", str(out), "--model", str(d), "--engine", "seq2seq", "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and says in err
+    assert not (tmp_path / "marker").exists()
+
+
+# ---- the command line's I/O habits ------------------------------------------------------------------------------
+
+
+def _cli(tmp_path, model_dir, *args, data=b"He mentioned it.\n"):
+    src = tmp_path / "in.txt"
+    src.write_bytes(data)
+    return main([str(src), "--model", str(model_dir), "--device", "cpu", "--no-progress", *args])
+
+
+@pytest.mark.parametrize("where", ["missing_parent", "directory", "read_only_dir"])
+def test_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, saved_model_dir, capsys, where):
+    import os
+
+    target = {"missing_parent": tmp_path / "no" / "out.txt", "directory": tmp_path / "adir",
+              "read_only_dir": tmp_path / "ro" / "out.txt"}[where]
+    if where == "directory":
+        target.mkdir()
+    if where == "read_only_dir":
+        target.parent.mkdir()
+        target.parent.chmod(0o500)
+        if os.access(target.parent, os.W_OK):  # root ignores permissions
+            pytest.skip("running as a user who can write to a read-only folder")
+    (tmp_path / "in.txt").write_text("x\n")
+    before = set(tmp_path.rglob("*"))
+    assert _cli(tmp_path, saved_model_dir, "-o", str(target)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert set(tmp_path.rglob("*")) == before  # no temporary file left behind
+
+
+def test_output_through_a_symlink_keeps_link_and_mode(tmp_path, saved_model_dir):
+    real = tmp_path / "real.txt"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    assert _cli(tmp_path, saved_model_dir, "-o", str(link)) == 0
+    assert link.is_symlink() and real.read_text().count("\n") == 1 and real.read_text() != "old\n"
+    assert real.stat().st_mode & 0o777 == 0o600
+
+
+def test_stdin_named_twice_is_a_usage_error(saved_model_dir):
+    with pytest.raises(SystemExit) as e:
+        main(["-", "-", "--model", str(saved_model_dir)])
+    assert e.value.code == 2
+
+
+def test_closed_stdin_is_one_line(monkeypatch, saved_model_dir, capsys):
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", None)
+    assert main(["--model", str(saved_model_dir), "--device", "cpu"]) == 1
+    assert "standard input" in capsys.readouterr().err
+
+
+def test_reads_a_fifo(tmp_path, saved_model_dir):
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"one\ntwo\n"))
+    writer.start()
+    out = tmp_path / "out.txt"
+    code = main([str(fifo), "-o", str(out), "--model", str(saved_model_dir), "--device", "cpu", "--no-progress"])
+    writer.join()
+    assert code == 0 and len(out.read_bytes().splitlines()) == 2
+
+
+def _run_cli_process(args: list[str], stdin: bytes | None = None, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "normalizer.cli", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_broken_pipe_exits_quietly(tmp_path, saved_model_dir):
+    src = tmp_path / "big.txt"
+    src.write_bytes(b"He mentioned it.\n" * 3000)
+    p = _run_cli_process([str(src), "--model", str(saved_model_dir), "--device", "cpu", "--no-progress",
+                          "--engine", "seq2seq"])
+    p.stdout.readline()
+    p.stdout.close()  # like `| head -1`
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and b"Broken pipe" not in err and b"Traceback" not in err
+
+
+def test_sigterm_during_output_leaves_no_temp_file(tmp_path, saved_model_dir):
+    import signal
+
+    src = tmp_path / "big.txt"
+    src.write_bytes(b"He mentioned it.\n" * 20000)
+    out = tmp_path / "out.txt"
+    p = _run_cli_process([str(src), "-o", str(out), "--model", str(saved_model_dir), "--device", "cpu",
+                          "--no-progress", "--engine", "seq2seq"])
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".out.txt.*")) and time.time() < deadline:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode != 0 and b"Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out.txt.*"))

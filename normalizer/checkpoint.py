@@ -1,0 +1,82 @@
+"""Checks a checkpoint folder's files before any heavy import reads them, naming the file and the field at fault.
+
+Nothing in a checkpoint may run code: folders whose configs ask transformers for custom classes (`auto_map`) are
+refused, weights are read only from safetensors, and every JSON file must hold the types its reader expects.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+CODE_CONFIGS = ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json")
+# Integer fields of a model config that transformers would otherwise trip over deep inside model construction.
+_INT_FIELDS = (
+    "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "hidden_size",
+    "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "pad_token_id",
+    "eos_token_id", "decoder_start_token_id", "bos_token_id", "max_position_embeddings",
+)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; ValueError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def refuse_custom_code(directory: Path) -> None:
+    """Raise ValueError if a model folder's configs ask transformers to import code from the folder."""
+    for name in CODE_CONFIGS:
+        path = directory / name
+        if path.is_file() and "auto_map" in read_json_object(path):
+            raise ValueError(f"{path}: asks for custom code (auto_map); refusing to load code from a model folder")
+
+
+def check_safetensors(path: Path) -> None:
+    """The file is a complete safetensors file: a readable header whose tensors all lie inside the file."""
+    size = path.stat().st_size
+    if size < 8:
+        raise ValueError(f"{path}: {size} bytes, too short to be safetensors weights (truncated?)")
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > size - 8 or n > 100_000_000:
+            raise ValueError(f"{path}: header of {n} bytes does not fit in the file's {size} (truncated?)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: unreadable header ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: header is not a JSON object")
+    data = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise ValueError(f"{path}: tensor {name!r} has no valid data_offsets")
+        if offsets[1] > data:
+            raise ValueError(f"{path}: tensor {name!r} ends at byte {offsets[1]} of {data} (truncated?)")
+
+
+def check_model_folder(directory: Path) -> None:
+    """Everything `transformers` will read from a model folder, checked first: no custom code, a config with
+    sane types, complete safetensors weights."""
+    refuse_custom_code(directory)
+    config = directory / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{directory}: no config.json")
+    data = read_json_object(config)
+    for key in _INT_FIELDS:
+        if key in data and data[key] is not None and (not isinstance(data[key], int) or isinstance(data[key], bool)):
+            raise ValueError(f"{config}: {key!r} must be an integer, got {data[key]!r}")
+    weights = sorted(directory.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"no safetensors weights in {directory} (pickled weights are not loaded)")
+    for path in weights:
+        check_safetensors(path)
