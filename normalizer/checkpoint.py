@@ -68,6 +68,9 @@ def check_model_folder(directory: Path) -> None:
     """Everything `transformers` will read from a model folder, checked first: no custom code, a config with
     sane types, complete safetensors weights."""
     refuse_custom_code(directory)
+    weights = sorted(directory.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"no safetensors weights in {directory} (pickled weights are not loaded)")
     config = directory / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{directory}: no config.json")
@@ -75,8 +78,5 @@ def check_model_folder(directory: Path) -> None:
     for key in _INT_FIELDS:
         if key in data and data[key] is not None and (not isinstance(data[key], int) or isinstance(data[key], bool)):
             raise ValueError(f"{config}: {key!r} must be an integer, got {data[key]!r}")
-    weights = sorted(directory.glob("*.safetensors"))
-    if not weights:
-        raise FileNotFoundError(f"no safetensors weights in {directory} (pickled weights are not loaded)")
     for path in weights:
         check_safetensors(path)

@@ -453,8 +453,7 @@ class Normalizer:
             if t in (self._sep_id, self.tokenizer.eos_token_id):
                 chunks.append((start, k))
                 start = k + 1
-        if start < len(ids):
-            chunks.append((start, len(ids)))
+        # An unterminated tail was cut by max_new_tokens: its `after` may be cut mid-word, so it is not an edit.
         spans, confs = [], []
         for a, b in chunks:
             parsed = parse_target(self.tokenizer.decode(ids[a:b]))

@@ -52,7 +52,7 @@ def normalizer(tokenizer):
     from normalizer import InferenceConfig, Normalizer
 
     return Normalizer(
-        tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=12), device="cpu", min_confidence=0.0
+        tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=32), device="cpu", min_confidence=0.0
     )
 
 

@@ -21,18 +21,35 @@ def tiny_model(tokenizer, seed: int = 0):
     return T5ForConditionalGeneration(config)
 
 
-def scripted(normalizer, propose):
-    """Make `normalizer` emit `propose(piece) -> target string` instead of running the model (logp 0 = sure)."""
-    tok = normalizer.tokenizer
+class ScriptedModel(torch.nn.Module):
+    """A stand-in seq2seq model behind transformers' public `generate` API: for each input piece it "generates"
+    `propose(piece)` (an edit-list or full-sentence target), every token at log-probability `logp`."""
 
-    def fake_generate(batch):
-        out = []
-        for ids in batch:
-            target = tok.encode(propose(tok.decode(ids)))
-            out.append((target, [0.0] * len(target)))
-        return out
+    def __init__(self, tokenizer, propose, logp: float = 0.0):
+        super().__init__()
+        self.tok, self.propose, self.logp = tokenizer, propose, logp
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
 
-    normalizer._generate = fake_generate
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        from types import SimpleNamespace
+
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            piece = self.tok.decode([i for i, m in zip(ids, mask) if m])
+            rows.append(self.tok.encode(self.propose(piece))[:max_new_tokens])
+        width = max(len(r) for r in rows)
+        seq = torch.full((len(rows), width + 1), self.tok.pad_token_id)  # column 0: the decoder start
+        for b, r in enumerate(rows):
+            seq[b, 1 : 1 + len(r)] = torch.tensor(r, dtype=torch.long)
+        return SimpleNamespace(sequences=seq, scores=tuple(torch.zeros(len(rows), 1) for _ in range(width)))
+
+    def compute_transition_scores(self, sequences, scores, beam_indices=None, normalize_logits=True):
+        return torch.full((sequences.shape[0], sequences.shape[1] - 1), self.logp)
+
+
+def scripted(normalizer, propose, logp: float = 0.0):
+    """Give `normalizer` a `ScriptedModel` that proposes `propose(piece)` (logp 0 = sure)."""
+    normalizer.model = ScriptedModel(normalizer.tokenizer, propose, logp)
     return normalizer
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from normalizer.edits import locate_edits, parse_target
+from normalizer.edits import locate_edits, parse_target, splice
 from training.corpus import load_splits, read_documents, sentences, split_of
 from training.lexicon import read_moby, read_mythes, read_wordnet
 from training.pairs import target_for
@@ -66,10 +66,10 @@ def test_target_disambiguates_repeated_words():
     spun = "He said that she said it."
     target = target_for(spun, [Swap(3, 9, 3, 7, "stated", "said")])
     assert parse_target(target)[0].before == "said"
+    assert splice(spun, locate_edits(spun, parse_target(target))) == original
     swaps = [Swap(19, 23, 17, 21, "said", "said")]
     widened = parse_target(target_for(spun, swaps))[0]
     assert widened.before.startswith("she")
-    assert original  # documents the example
 
 
 def test_lexicon_readers(tmp_path):

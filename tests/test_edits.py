@@ -15,10 +15,18 @@ def test_target_round_trip():
     assert parse_target("") == []
 
 
-@pytest.mark.parametrize("garbage", ["no symbols here", "<to> after only", "<sep><sep>", "a<to>"])
-def test_parse_drops_malformed(garbage):
-    for span in parse_target(garbage):
-        assert span.before
+@pytest.mark.parametrize(
+    "garbage,expected",
+    [
+        ("no symbols here", []),
+        ("<to> after only", []),
+        ("<sep><sep>", []),
+        ("a<to>", [Span("a", "")]),
+        ("x<to> y<sep> <to> z<sep> p<to> q", [Span("x", "y"), Span("p", "q")]),
+    ],
+)
+def test_parse_drops_malformed(garbage, expected):
+    assert parse_target(garbage) == expected
 
 
 def test_locate_left_to_right_and_offsets():

@@ -93,15 +93,19 @@ def test_guard_rejects_number_change(normalizer):
     assert [x.reason for x in r.rejected] == ["changes a number, date, URL, e-mail or amount"]
 
 
-def test_min_confidence_knob(tokenizer):
-    def unsure(batch):  # every token at probability e^-0.1
-        target = tokenizer.encode(f"mentioned{TO} said")
-        return [(target, [-0.1] * len(target)) for _ in batch]
+def test_edit_cut_by_the_generation_limit_is_dropped(normalizer):
+    # "mentioned<to> said<sep> firm<to> company" cut after a few tokens must not apply a half-written word.
+    normalizer.config.max_new_tokens = 6
+    scripted(normalizer, lambda piece: f"mentioned{TO} said{SEP} firm{TO} companyxyzabc")
+    r = normalizer.restore("The firm mentioned it.")
+    assert all(e.after in ("said", "companyxyzabc") for e in r.edits)
 
+
+def test_min_confidence_knob(tokenizer):
     text = "He mentioned it."
     for threshold, changed in [(0.1, True), (0.9, False)]:
         n = Normalizer(tiny_model(tokenizer), tokenizer, device="cpu", min_confidence=threshold)
-        n._generate = unsure
+        scripted(n, lambda piece: f"mentioned{TO} said", logp=-0.1)  # every token at probability e^-0.1
         assert (n.normalize(text) != text) == changed
 
 
@@ -137,6 +141,7 @@ def test_missing_model_fails_fast(tmp_path):
 
 
 def test_long_document_is_not_truncated(normalizer):
+    normalizer.config.max_new_tokens = 96  # room for every edit of a 48-word piece
     scripted(normalizer, swap_words)
     text = ("word " * 3000).strip() + ". " + "Another sentence here.\n" * 50
     r = normalizer.restore(text)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from normalizer.edits import splice
 from training.train import TrainConfig, parse_args, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +112,10 @@ def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path
     assert metrics[-1]["step"] == 4 and "err" in metrics[-1]
     n = Normalizer.from_pretrained(model_dir, device="cpu")
     assert n.config.target_format == target_format
-    assert isinstance(n.normalize("The firm said profits rose."), str)
+    text = "The firm said profits rose."
+    r = n.restore(text)
+    assert r.text == splice(text, r.edits) and all(text[e.start : e.end] == e.before for e in r.edits)
+    assert Normalizer.from_pretrained(model_dir, device="cpu").restore(text) == r  # loading is deterministic
     ckpt = tmp_path / "run" / "checkpoint"
     assert {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"} <= {p.name for p in ckpt.iterdir()}
 
@@ -169,7 +173,10 @@ def test_export_fp16_and_card(pairs_dir, tokenizer_dir, tmp_path):
     assert "d_model 32" in card and "step 4, 0 training minutes" in card
     # fp16 rounding may change an untrained model's output, so only loading and the config are checked here.
     shipped = Normalizer.from_pretrained(dst, device="cpu")
-    assert shipped.config.target_format == "edits" and isinstance(shipped.normalize("The firm said it."), str)
+    assert shipped.config.target_format == "edits"
+    text = "The firm said it."
+    r = shipped.restore(text)
+    assert r.text == splice(text, r.edits) and all(text[e.start : e.end] == e.before for e in r.edits)
     curves = write_curves([tmp_path / "run"], tmp_path / "curves")
     assert "| 2 |" in curves.read_text() and (tmp_path / "curves" / "curves.png").exists()
 
