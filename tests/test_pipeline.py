@@ -55,8 +55,11 @@ def test_candidates_phrases_case_and_names(table):
 def test_spintax_alternatives():
     text = "The {good|great} news and {the} end."
     cands = spintax_candidates(text, tokenize(text))
-    assert {(c.before, c.after) for c in cands} == {("{good|great}", "good"), ("{good|great}", "great"),
-                                                    ("{the}", "the")}
+    assert {(c.before, c.after) for c in cands} == {
+        ("{good|great}", "good"),
+        ("{good|great}", "great"),
+        ("{the}", "the"),
+    }
 
 
 def naive_continuation(lm, seq, p, cont):
@@ -236,8 +239,9 @@ def test_cli_falls_back_to_seq2seq_in_one_line_when_the_lm_is_missing(tmp_path, 
 
 
 def test_cli_pipeline_engine_without_lm_is_an_error(tmp_path, pipeline_checkpoint, capsys):
-    code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--engine", "pipeline", "--lm",
-                    str(tmp_path / "no-lm"))
+    code, out = cli(
+        tmp_path, "--model", str(pipeline_checkpoint), "--engine", "pipeline", "--lm", str(tmp_path / "no-lm")
+    )
     assert code == 1 and out is None
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -249,8 +249,11 @@ def _cli(tmp_path, model_dir, *args, data=b"He mentioned it.\n"):
 def test_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, saved_model_dir, capsys, where):
     import os
 
-    target = {"missing_parent": tmp_path / "no" / "out.txt", "directory": tmp_path / "adir",
-              "read_only_dir": tmp_path / "ro" / "out.txt"}[where]
+    target = {
+        "missing_parent": tmp_path / "no" / "out.txt",
+        "directory": tmp_path / "adir",
+        "read_only_dir": tmp_path / "ro" / "out.txt",
+    }[where]
     if where == "directory":
         target.mkdir()
     if where == "read_only_dir":
@@ -309,15 +312,21 @@ def _run_cli_process(args: list[str], stdin: bytes | None = None, **kwargs):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "normalizer.cli", *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "normalizer.cli", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_broken_pipe_exits_quietly(tmp_path, saved_model_dir):
     src = tmp_path / "big.txt"
     src.write_bytes(b"He mentioned it.\n" * 3000)
-    p = _run_cli_process([str(src), "--model", str(saved_model_dir), "--device", "cpu", "--no-progress",
-                          "--engine", "seq2seq"])
+    p = _run_cli_process(
+        [str(src), "--model", str(saved_model_dir), "--device", "cpu", "--no-progress", "--engine", "seq2seq"]
+    )
     p.stdout.readline()
     p.stdout.close()  # like `| head -1`
     _, err = p.communicate(timeout=300)
@@ -330,8 +339,20 @@ def test_sigterm_during_output_leaves_no_temp_file(tmp_path, saved_model_dir):
     src = tmp_path / "big.txt"
     src.write_bytes(b"He mentioned it.\n" * 20000)
     out = tmp_path / "out.txt"
-    p = _run_cli_process([str(src), "-o", str(out), "--model", str(saved_model_dir), "--device", "cpu",
-                          "--no-progress", "--engine", "seq2seq"])
+    p = _run_cli_process(
+        [
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(saved_model_dir),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--engine",
+            "seq2seq",
+        ]
+    )
     deadline = time.time() + 120
     while not list(tmp_path.glob(".out.txt.*")) and time.time() < deadline:
         time.sleep(0.2)

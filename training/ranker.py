@@ -71,8 +71,9 @@ def labelled_features(pipeline: Pipeline, spun: list[str], original: list[str], 
     return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(ys), groups
 
 
-def labelled_cheap_features(pipeline: Pipeline, spun: list[str], original: list[str],
-                            targets: list[str] | None = None, batch: int = 16):
+def labelled_cheap_features(
+    pipeline: Pipeline, spun: list[str], original: list[str], targets: list[str] | None = None, batch: int = 16
+):
     """(X, y): the one-pass features of every candidate (no pre-ranking) and its label, for the pre-ranker."""
     from tqdm.auto import tqdm
 
@@ -125,8 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profiles", nargs="*", default=[],
-                        help="use only pairs of these spinner profiles (held-out-thesaurus experiments)")
+    parser.add_argument(
+        "--profiles",
+        nargs="*",
+        default=[],
+        help="use only pairs of these spinner profiles (held-out-thesaurus experiments)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -161,10 +166,15 @@ def main(argv: list[str] | None = None) -> None:
         data = np.load(pre_cache, allow_pickle=False)
         px, py = data["x"], data["y"]
     else:
-        pipeline = Pipeline(CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None, channel,
-                            None, config)
-        px, py = labelled_cheap_features(pipeline, [dev[i]["spun"] for i in pre_idx],
-                                         [dev[i]["original"] for i in pre_idx], [dev[i]["target"] for i in pre_idx])
+        pipeline = Pipeline(
+            CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None, channel, None, config
+        )
+        px, py = labelled_cheap_features(
+            pipeline,
+            [dev[i]["spun"] for i in pre_idx],
+            [dev[i]["original"] for i in pre_idx],
+            [dev[i]["target"] for i in pre_idx],
+        )
         if pre_cache:
             np.savez(pre_cache, x=px, y=py)
     preranker = Ranker.fit(px, py, features=CHEAP_FEATURES)
@@ -174,8 +184,14 @@ def main(argv: list[str] | None = None) -> None:
         x, y, groups = data["x"], data["y"], [tuple(g) for g in data["groups"].tolist()]
     else:
         if pipeline is None:
-            pipeline = Pipeline(CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None,
-                                channel, None, config)
+            pipeline = Pipeline(
+                CandidateTable.load(args.candidates),
+                LanguageModel.from_pretrained(args.lm),
+                None,
+                channel,
+                None,
+                config,
+            )
         pipeline.preranker = preranker
         x, y, groups = labelled_features(pipeline, spun, original, targets)
         if args.cache:
