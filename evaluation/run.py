@@ -125,6 +125,13 @@ def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, li
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, time.time() - start, n_worst)
             if hasattr(fn, "table"):  # a pipeline: how many swapped words have their original among its candidates
                 entry["systems"][name]["metrics"]["ceiling"] = candidate_ceiling(fn.table, spun, original)
+                curve = []
+                for t in PIPELINE_THRESHOLDS:
+                    outs = [apply_edits(s, r, t) for s, r in zip(spun, fn.last_low)]
+                    m = evaluate(spun, outs, original, alternatives, sacrebleu_scores=False)
+                    keys = ("precision", "recall", "err", "over_correction", "word_precision", "word_recall")
+                    curve.append({"threshold": t, **{k: m[k] for k in keys}, "unchanged": m["unchanged"]})
+                entry["systems"][name]["pr_curve"] = curve
         results["testsets"][path.stem] = entry
 
 
@@ -142,17 +149,25 @@ def candidate_ceiling(table, spun: list[str], original: list[str]) -> float:
     return hit / total if total else 1.0
 
 
+PIPELINE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
 class PipelineSystem:
-    """A pipeline checkpoint as a system of the harness: texts in, restored texts out."""
+    """A pipeline checkpoint as a system of the harness: texts in, restored texts out. Each call also keeps the
+    restorations at the lowest curve threshold, for the precision/recall curve across thresholds."""
 
     def __init__(self, path: str, lm: str, device: str):
         from normalizer.pipeline import Pipeline
 
         self.pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
         self.table = self.pipeline.table
+        self.last_low: list[Restoration] = []
 
     def __call__(self, texts: list[str]) -> list[str]:
-        return self.pipeline.normalize_batch(texts, progress=True)
+        threshold = self.pipeline.config.threshold or self.pipeline.ranker.threshold
+        low = min(PIPELINE_THRESHOLDS[0], threshold)
+        self.last_low = self.pipeline.restore_batch(texts, progress=True, threshold=low)
+        return [apply_edits(t, r, threshold) for t, r in zip(texts, self.last_low)]
 
 
 def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:

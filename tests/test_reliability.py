@@ -69,7 +69,7 @@ def test_lazy_default_loads_once_across_threads(monkeypatch, saved_model_dir):
         time.sleep(0.2)  # widen the race window
         return real(cls, *args, **kwargs)
 
-    monkeypatch.setattr(Normalizer, "from_pretrained", classmethod(counting))
+    monkeypatch.setattr(Normalizer, "from_pretrained", classmethod(counting))  # the checkpoint has no pipeline
     results, errors = [], []
 
     def call():

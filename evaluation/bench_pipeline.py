@@ -1,0 +1,125 @@
+"""Speed of the restoration pipeline, stage by stage, and of its LM scoring against naive full-sentence rescoring.
+
+    python -m evaluation.bench_pipeline --pipeline models/default \
+        --testset data/testsets/synthetic-bestspinner-r0.3.jsonl \
+        --n 20 --out reports/bench-pipeline.json
+
+Reports sentences/s of `Pipeline.restore_batch` as users run it; where the time goes (candidates, first pass,
+continuations); LM forward calls and rescored candidates per sentence; and, on the same candidates, the time of the
+cached continuations against scoring each candidate by a full pass over its own sentence (the naive way), with the
+largest difference between the two scores (they must agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from evaluation.bench import machine
+from evaluation.testsets import load_testset
+from normalizer.pipeline import Pipeline
+from normalizer.segment import segment
+
+
+def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
+    pieces = [d[a:b] for d in docs for a, b in segment(d, pipeline.config.max_words)]
+    lm = pipeline.lm
+    start, passes = time.perf_counter(), lm.passes
+    pipeline.restore_batch(docs)
+    total = time.perf_counter() - start
+    n_passes = lm.passes - passes
+    # Stage times on the same pieces, one batch at a time as restore_batch does.
+    t_cand = t_first = t_cont = 0.0
+    rescored = 0
+    sample = None
+    step = pipeline.config.batch_size
+    for k in range(0, len(pieces), step):
+        batch = pieces[k : k + step]
+        t = time.perf_counter()
+        prepared = [pipeline._prepare(p) for p in batch]
+        t_cand += time.perf_counter() - t
+        t = time.perf_counter()
+        pipeline.cheap_features(batch)  # includes a second _prepare, subtracted below
+        t_first += time.perf_counter() - t
+        t = time.perf_counter()
+        found = pipeline._score_batch(batch)
+        t_cont += time.perf_counter() - t
+        rescored += sum(len(f) for f in found)
+        if sample is None and any(p[3] for p in prepared):
+            sample = batch
+    t_first -= t_cand
+    t_cont -= t_first + t_cand
+    result = {
+        "documents": len(docs),
+        "sentences": len(pieces),
+        "seconds": total,
+        "sentences_per_s": len(pieces) / total,
+        "lm_forward_calls": n_passes,
+        "lm_forward_calls_per_sentence": n_passes / max(len(pieces), 1),
+        "rescored_candidates_per_sentence": rescored / max(len(pieces), 1),
+        "stage_seconds": {"candidates": t_cand, "first_pass": t_first, "continuations": t_cont},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if sample:
+        result["cached_vs_naive"] = cached_vs_naive(pipeline, sample, naive_n)
+    return result
+
+
+def cached_vs_naive(pipeline: Pipeline, pieces: list[str], limit: int) -> dict:
+    """Time the cached continuations of the pieces' candidates against a full pass per candidate sentence."""
+    lm = pipeline.lm
+    prepared, state, rows, _ = pipeline.cheap_features(pieces)
+    items = []
+    for i, row in rows.items():
+        _, starts, seq, cands = prepared[i]
+        for c, ids in cands:
+            items.append((row, starts[c.first], ids + seq[starts[c.last] :]))
+    items = items[:limit]
+    seqs = [prepared[i][2] for i in rows]
+    t = time.perf_counter()
+    cached = lm.continuations(state, items)
+    t_cached = time.perf_counter() - t
+    t = time.perf_counter()
+    full = lm.sequence_logprob([seqs[r][:p] + ids for r, p, ids in items])
+    prefix = lm.sequence_logprob([seqs[r][:p] for r, p, _ in items])
+    t_naive = time.perf_counter() - t
+    diff = max(abs(c - (f - p)) for c, f, p in zip(cached, full, prefix))
+    return {
+        "candidates": len(items),
+        "cached_seconds": t_cached,
+        "naive_seconds": t_naive,
+        "naive_over_cached": t_naive / t_cached,
+        "max_abs_logprob_difference": diff,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", required=True, help="pipeline checkpoint folder")
+    parser.add_argument("--lm", default="smollm2")
+    parser.add_argument("--testset", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=20, help="documents from the test set")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t = time.perf_counter()
+    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm)
+    load = time.perf_counter() - t
+    docs = [r["spun"] for r in load_testset(args.testset)[: args.n]]
+    result = {"machine": machine(), "load_seconds": load, "lm_dtype": str(pipeline.lm.dtype),
+              **bench(pipeline, docs)}
+    result["command"] = "python -m evaluation.bench_pipeline " + " ".join(argv or [])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
