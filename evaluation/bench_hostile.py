@@ -27,14 +27,19 @@ CASES = {
 }
 
 
+# Runs the CLI and prints the process's peak resident memory (KiB) as the last line of stderr.
+RUNNER = (
+    "import resource, sys\nfrom normalizer.cli import main\ncode = main(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(code)"
+)
+
+
 def run_case(name: str, line: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.txt"
         src.write_text("First line.\n" + line + "\nLast line.\n", encoding="utf-8")
         out = Path(tmp) / "out.txt"
-        cmd = [sys.executable, "-c", "import resource, sys\nfrom normalizer.cli import main\ncode = main(sys.argv[1:])\n"
-               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(code)",
-               str(src), "-o", str(out), "--no-progress", "--device", "cpu", "--engine", args.engine]
+        cmd = [sys.executable, "-c", RUNNER, str(src), "-o", str(out), "--no-progress", "--device", "cpu", "--engine", args.engine]
         if args.model:
             cmd += ["--model", args.model]
         start = time.perf_counter()
