@@ -39,7 +39,19 @@ def run_case(name: str, line: str, args) -> dict:
         src = Path(tmp) / "in.txt"
         src.write_text("First line.\n" + line + "\nLast line.\n", encoding="utf-8")
         out = Path(tmp) / "out.txt"
-        cmd = [sys.executable, "-c", RUNNER, str(src), "-o", str(out), "--no-progress", "--device", "cpu", "--engine", args.engine]
+        cmd = [
+            sys.executable,
+            "-c",
+            RUNNER,
+            str(src),
+            "-o",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--engine",
+            args.engine,
+        ]
         if args.model:
             cmd += ["--model", args.model]
         start = time.perf_counter()
@@ -48,8 +60,15 @@ def run_case(name: str, line: str, args) -> dict:
         rss_mb = int(p.stderr.strip().splitlines()[-1]) / 1024 if p.stderr.strip() else None
         lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
         ok = p.returncode == 0 and len(lines) == 3 and (rss_mb or 0) <= args.max_rss_mb
-        return {"case": name, "chars": len(line), "exit": p.returncode, "seconds": round(secs, 1),
-                "peak_rss_mb": round(rss_mb, 0) if rss_mb else None, "lines_out": len(lines), "ok": ok}
+        return {
+            "case": name,
+            "chars": len(line),
+            "exit": p.returncode,
+            "seconds": round(secs, 1),
+            "peak_rss_mb": round(rss_mb, 0) if rss_mb else None,
+            "lines_out": len(lines),
+            "ok": ok,
+        }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,8 +83,17 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(json.dumps(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": "python -m evaluation.bench_hostile " + " ".join(argv or sys.argv[1:]),
-                                    "engine": args.engine, "cases": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": "python -m evaluation.bench_hostile " + " ".join(argv or sys.argv[1:]),
+                "engine": args.engine,
+                "cases": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     sys.exit(0 if all(r["ok"] for r in rows) else 1)
 
 

@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm)
     load = time.perf_counter() - t
     docs = [r["spun"] for r in load_testset(args.testset)[: args.n]]
-    result = {"machine": machine(), "load_seconds": load, "lm_dtype": str(pipeline.lm.dtype),
-              **bench(pipeline, docs)}
+    result = {"machine": machine(), "load_seconds": load, "lm_dtype": str(pipeline.lm.dtype), **bench(pipeline, docs)}
     result["command"] = "python -m evaluation.bench_pipeline " + " ".join(argv or [])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
