@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING
 import torch
 
 from normalizer.checkpoint import check_model_folder, read_json_object
-from normalizer.edits import SEP, GuardConfig, Located, detokenize, guard_reason, locate_edits, parse_target, splice
+from normalizer.edits import (
+    SEP,
+    GuardConfig,
+    Located,
+    detokenize,
+    guard_reason,
+    locate_edits,
+    map_back,
+    parse_target,
+    splice,
+)
 from normalizer.edits import tokenize as word_tokens
 from normalizer.segment import segment
 from normalizer.tokenizer import SPM_FILE, HfTokenizer, SpmTokenizer, load_tokenizer
@@ -500,17 +510,9 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def _map_back(loc: Located, spans: list[tuple[int, int, int, int]]) -> Located | None:
-    """A located edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair.
-
-    `spans` holds (old_start, old_end, new_start, new_end) of each repair, in order."""
-    shift = 0
-    for old_start, old_end, new_start, new_end in spans:
-        if loc.end <= new_start:
-            break
-        if loc.start < new_end:
-            return None
-        shift = old_end - new_end
-    return Located(loc.start + shift, loc.end + shift, loc.before, loc.after, loc.index)
+    """A located edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair."""
+    mapped = map_back(loc.start, loc.end, spans)
+    return None if mapped is None else Located(mapped[0], mapped[1], loc.before, loc.after, loc.index)
 
 
 def _non_overlapping(located: list[tuple[Located, float]], keep: set[tuple[int, int]]) -> list[tuple[Located, float]]:

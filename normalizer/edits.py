@@ -142,6 +142,34 @@ def splice(text: str, edits) -> str:
     return "".join(out)
 
 
+def map_back(start: int, end: int, repairs: list[tuple[int, int, int, int]]) -> tuple[int, int] | None:
+    """A span of a repaired text, in the offsets of the text before the repairs; None where it overlaps one.
+
+    `repairs` holds (old_start, old_end, new_start, new_end) of each applied edit, in order."""
+    shift = 0
+    for old_start, old_end, new_start, new_end in repairs:
+        if end <= new_start:
+            break
+        if start < new_end:
+            return None
+        shift = old_end - new_end
+    return start + shift, end + shift
+
+
+def apply_with_repairs(text: str, edits) -> tuple[str, list[tuple[int, int, int, int]]]:
+    """`splice(text, edits)` and, per edit, (old_start, old_end, new_start, new_end) for `map_back`."""
+    out, pos, repairs, length = [], 0, [], 0
+    for e in edits:
+        out.append(text[pos : e.start])
+        length += e.start - pos
+        out.append(e.after)
+        repairs.append((e.start, e.end, length, length + len(e.after)))
+        length += len(e.after)
+        pos = e.end
+    out.append(text[pos:])
+    return "".join(out), repairs
+
+
 _NO_SPACE_BEFORE = set(".,;:!?%)]}’”'")
 _NO_SPACE_AFTER = set("([{‘“$£€")
 

@@ -22,14 +22,14 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
 from normalizer.core import DEFAULT_MODEL, Edit, Rejection, Restoration
-from normalizer.edits import GuardConfig, guard_reason, splice, tokenize, words
+from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, splice, tokenize, words
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker
 from normalizer.segment import segment
@@ -59,8 +59,12 @@ class PipelineConfig:
     """Longest piece, in word tokens (see `normalizer.segment`)."""
     batch_size: int = 16
     """Sentences per language-model pass."""
+    passes: int = 1
+    """1, or 2: pieces the first pass changed are scored again with those edits applied."""
 
     def __post_init__(self):
+        if self.passes not in (1, 2):
+            raise ValueError(f"passes must be 1 or 2, got {self.passes}")
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
             raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -176,20 +180,13 @@ class Pipeline:
             for a, b in segment(text, self.config.max_words)
             if any(ch.isalpha() for ch in text[a:b])
         ]
-        scored = self.score([texts[d][a:b] for d, a, b in pieces], progress=progress, batch_size=batch_size)
+        found = self._restore_pieces([texts[d][a:b] for d, a, b in pieces], threshold, batch_size, progress)
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
-        for (d, a, _), found in zip(pieces, scored):
-            chosen, refused = self.decide(found, threshold)
-            edits[d] += [Edit(a + e.start, a + e.end, e.before, e.after, e.confidence, e.scores) for e in chosen]
+        for (d, a, _), (chosen, refused) in zip(pieces, found):
+            edits[d] += [replace(e, start=e.start + a, end=e.end + a) for e in chosen]
             rejected[d] += [
-                Rejection(
-                    Edit(
-                        a + r.edit.start, a + r.edit.end, r.edit.before, r.edit.after, r.edit.confidence, r.edit.scores
-                    ),
-                    r.reason,
-                )
-                for r in refused
+                Rejection(replace(r.edit, start=r.edit.start + a, end=r.edit.end + a), r.reason) for r in refused
             ]
         out = []
         for text, ed, rej in zip(texts, edits, rejected):
@@ -199,6 +196,27 @@ class Pipeline:
         return out
 
     # ---- stages -----------------------------------------------------------------------------------------------
+
+    def _restore_pieces(self, pieces: list[str], threshold: float, batch_size, progress: bool):
+        """(edits, rejections) per piece, in piece offsets. With `passes` 2, pieces that changed are scored again
+        with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
+        an applied one is dropped."""
+        results = [self.decide(f, threshold) for f in self.score(pieces, progress, batch_size)]
+        for _ in range(self.config.passes - 1):
+            redo = [i for i, (chosen, _) in enumerate(results) if chosen]
+            if not redo:
+                break
+            repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
+            again = self.score([text for text, _ in repaired], progress, batch_size)
+            for i, (_, repairs), found in zip(redo, repaired, again):
+                chosen, refused = results[i]
+                added = []
+                for e in self.decide(found, threshold)[0]:
+                    mapped = map_back(e.start, e.end, repairs)
+                    if mapped is not None:
+                        added.append(replace(e, start=mapped[0], end=mapped[1]))
+                results[i] = (sorted(chosen + added, key=lambda e: e.start), refused)
+        return results
 
     def decide(self, found: list[Scored], threshold: float) -> tuple[list[Edit], list[Rejection]]:
         """Per span the likeliest candidate; applied at or above `threshold`, best first, without overlaps."""

@@ -245,3 +245,21 @@ def test_cli_pipeline_engine_without_lm_is_an_error(tmp_path, pipeline_checkpoin
     assert code == 1 and out is None
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_second_pass_maps_edits_back_to_the_input(pipeline):
+    from dataclasses import replace
+
+    from normalizer.edits import apply_with_repairs, map_back
+
+    text = "The firm mentioned profits."
+    one = pipeline.restore(text)
+    pipeline.config = replace(pipeline.config, passes=2)
+    two = pipeline.restore(text)
+    assert two.text == one.text and [e.before for e in two.edits] == [e.before for e in one.edits]
+    repaired, repairs = apply_with_repairs(text, one.edits)
+    assert repaired == one.text
+    k = repaired.index("profits")
+    assert map_back(k, k + 7, repairs) == (text.index("profits"), text.index("profits") + 7)
+    said = repaired.index("said")
+    assert map_back(said, said + 4, repairs) is None  # a span over a repair has no place in the input
