@@ -360,3 +360,14 @@ def test_sigterm_during_output_leaves_no_temp_file(tmp_path, saved_model_dir):
     _, err = p.communicate(timeout=120)
     assert p.returncode != 0 and b"Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out.txt.*"))
+
+
+def test_edits_mode_with_a_file_name_that_is_not_utf8(tmp_path, saved_model_dir, capsysbinary):
+    import os
+
+    name = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"bad-\xff.txt"))
+    with open(name, "wb") as f:
+        f.write(b"He mentioned it.\n")
+    assert main([name, "--edits", "--model", str(saved_model_dir), "--device", "cpu", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in capsysbinary.readouterr().out.decode("utf-8").splitlines()]
+    assert len(rows) == 1 and rows[0]["line"] == 1 and "bad-" in rows[0]["source"]
