@@ -37,11 +37,13 @@ class Candidate:
     before: str
     after: str
     kind: str
-    """`thesaurus` or `phrase`."""
+    """`thesaurus`, `phrase`, `spintax` or `seq2seq` (proposed by the seq2seq model alone)."""
     sources: int = 0
     """Bit k set: thesaurus source `SOURCE_NAMES[k]` links the two words."""
     rank: int = UNKNOWN_RANK
     """Where the spun word sits in the original's synonym list, most frequent first (spinners prefer the top)."""
+    seq2seq: float = -1.0
+    """The seq2seq model's confidence in this very edit when it proposed it, else -1."""
 
 
 class CandidateTable:

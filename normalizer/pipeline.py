@@ -61,6 +61,8 @@ class PipelineConfig:
     """Sentences per language-model pass."""
     passes: int = 1
     """1, or 2: pieces the first pass changed are scored again with those edits applied."""
+    seq2seq: bool = True
+    """Add the checkpoint's seq2seq model's proposals to the candidates (when the checkpoint has one)."""
 
     def __post_init__(self):
         if self.passes not in (1, 2):
@@ -112,6 +114,7 @@ class Pipeline:
         preranker: Ranker | None = None,
         config: PipelineConfig | None = None,
         guard: GuardConfig = GuardConfig(),
+        seq2seq=None,
     ):
         self.table = table
         self.lm = lm
@@ -121,6 +124,8 @@ class Pipeline:
         self.channel = channel or Channel()
         self.config = config or PipelineConfig()
         self.guard = guard
+        self.seq2seq = seq2seq
+        """Optional seq2seq `Normalizer` whose proposals join the candidates (and are a feature of every candidate)."""
 
     @classmethod
     def from_pretrained(
@@ -135,6 +140,11 @@ class Pipeline:
         config = PipelineConfig.load(directory)
         if overrides:
             config = PipelineConfig(**{**asdict(config), **overrides})
+        seq2seq = None
+        if config.seq2seq and (directory / "config.json").is_file():
+            from normalizer.core import Normalizer
+
+            seq2seq = Normalizer.from_pretrained(directory, device=device)
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             LanguageModel.from_pretrained(lm, device=device),
@@ -142,6 +152,7 @@ class Pipeline:
             Channel.load(directory),
             Ranker.load(directory, PRERANKER_FILE, CHEAP_FEATURES),
             config,
+            seq2seq=seq2seq,
         )
 
     # ---- public API -------------------------------------------------------------------------------------------
@@ -268,9 +279,9 @@ class Pipeline:
             bar.close()
         return results
 
-    def _prepare(self, text: str):
+    def _prepare(self, text: str, proposals=()):
         """Tokens, LM token ids of the sentence (start token first), each word chunk's first LM position, and the
-        candidates with the LM ids of their replacement chunk."""
+        candidates (with the seq2seq model's `proposals` merged in) with the LM ids of their replacement chunk."""
         lm = self.lm
         tokens = tokenize(text)
         ends = [0] + [t.end for t in tokens]
@@ -281,7 +292,7 @@ class Pipeline:
         starts.append(len(seq))  # end of the last chunk
         cands = []
         if 1 < len(seq) <= self.config.max_lm_tokens:
-            for c in self._candidates(text, tokens):
+            for c in self._candidates(text, tokens, proposals):
                 ids = lm.chunk_ids(text[ends[c.first] : c.start] + c.after)
                 if ids:
                     cands.append((c, ids))
@@ -290,7 +301,8 @@ class Pipeline:
     def cheap_features(self, pieces: list[str]):
         """One LM pass over `pieces`: per piece, the prepared piece, the first pass's row and, per candidate, the
         `CHEAP_FEATURES` vector (for the pre-ranker and its training). Returns (prepared, state, rows, feats)."""
-        prepared = [self._prepare(text) for text in pieces]
+        proposals = self._seq2seq_proposals(pieces)
+        prepared = [self._prepare(text, props) for text, props in zip(pieces, proposals)]
         live = [i for i, p in enumerate(prepared) if p[3]]
         feats: list[list[list[float]]] = [[] for _ in pieces]
         if not live:
@@ -353,14 +365,41 @@ class Pipeline:
             results[i].append(Scored(c, feats[i][k] + [score, gain, gap, surprisal]))
         return results
 
-    def _candidates(self, text: str, tokens) -> list[Candidate]:
-        """Spintax alternatives and table candidates that the guard allows."""
+    def _seq2seq_proposals(self, pieces: list[str]) -> list[list[tuple[int, int, str, float]]]:
+        """(start, end, after, confidence) of every edit the seq2seq model proposes for each piece (one pass, no
+        threshold); empty lists without a seq2seq model."""
+        if self.seq2seq is None:
+            return [[] for _ in pieces]
+        limit = self.seq2seq.config.max_piece_tokens
+        fits = [i for i, p in enumerate(pieces) if len(self.seq2seq.tokenizer.encode(p)) <= limit]
+        out: list[list[tuple[int, int, str, float]]] = [[] for _ in pieces]
+        found = self.seq2seq._propose([pieces[i] for i in fits], self.config.batch_size, False)
+        for i, located in zip(fits, found):
+            out[i] = [(loc.start, loc.end, loc.after, conf) for loc, conf in located]
+        return out
+
+    def _candidates(self, text: str, tokens, proposals=()) -> list[Candidate]:
+        """Spintax alternatives, table candidates and the seq2seq model's proposals (merged where they agree)."""
         out = spintax_candidates(text, tokens)
         taken = [(c.first, c.last) for c in out]
+        free = lambda a, b: all(b <= x or a >= y for x, y in taken)  # noqa: E731
+        by_key = {}
         for c in self.table.propose(text, tokens):
-            if any(not (c.last <= a or c.first >= b) for a, b in taken):
+            if free(c.first, c.last):
+                by_key[(c.first, c.last, c.after.lower())] = len(out)
+                out.append(c)
+        first = {t.start: k for k, t in enumerate(tokens)}
+        last = {t.end: k + 1 for k, t in enumerate(tokens)}
+        for start, end, after, conf in proposals:
+            if start not in first or end not in last or not free(first[start], last[end]):
                 continue
-            out.append(c)
+            key = (first[start], last[end], after.lower())
+            if key in by_key:
+                k = by_key[key]
+                out[k] = replace(out[k], seq2seq=max(conf, out[k].seq2seq))
+            elif after:
+                by_key[key] = len(out)
+                out.append(Candidate(start, end, key[0], key[1], text[start:end], after, "seq2seq", seq2seq=conf))
         return out
 
     def _cheap(self, c: Candidate, tokens, first_lp: float, spun_lp: float) -> list[float]:
@@ -378,7 +417,7 @@ class Pipeline:
             first_lp,
             spun_lp,
             math.log1p(c.rank) if thesaurus else 0.0,
-            float(not thesaurus),
+            float(c.kind == "phrase"),
             float(bool(c.sources & 1)),
             float(bool(c.sources & 2)),
             float(bool(c.sources & 4)),
@@ -390,6 +429,8 @@ class Pipeline:
             float(len(c.after.split())),
             channel,
             float(seen),
+            max(c.seq2seq, 0.0),
+            float(c.seq2seq >= 0),
         ]
 
 

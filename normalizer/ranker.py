@@ -38,6 +38,8 @@ CHEAP_FEATURES = (
     "after_words",
     "channel",
     "channel_seen",
+    "seq2seq_conf",
+    "seq2seq_proposed",
 )
 """Features known after the one pass per sentence: the pre-ranker's (see `normalizer.pipeline`)."""
 FEATURES = (*CHEAP_FEATURES, "prerank", "lm_gain", "gain_gap", "spun_surprisal")

@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=Path, required=True, help="table from python -m training.candidates")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write the pipeline files into")
     parser.add_argument("--lm", default=SMOLLM2)
+    parser.add_argument("--seq2seq", default="models/default", help="seq2seq checkpoint whose proposals join the "
+                        "candidates ('' for none)")
     parser.add_argument("--n", type=int, default=1500, help="dev sentences to fit the ranker on")
     parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
     parser.add_argument("--channel-n", type=int, default=0, help="training pairs counted by the channel (0 = all)")
@@ -166,7 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
     targets = [dev[i]["target"] for i in idx]
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
-    config = PipelineConfig()
+    config = PipelineConfig(seq2seq=bool(args.seq2seq))
+    seq2seq = None
+    if args.seq2seq:
+        from normalizer.core import Normalizer
+
+        seq2seq = Normalizer.from_pretrained(args.seq2seq)
     pipeline = None
     pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None
     if pre_cache and pre_cache.exists():
@@ -174,7 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         px, py = data["x"], data["y"]
     else:
         pipeline = Pipeline(
-            CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm), None, channel, None, config
+            CandidateTable.load(args.candidates),
+            LanguageModel.from_pretrained(args.lm),
+            None,
+            channel,
+            None,
+            config,
+            seq2seq=seq2seq,
         )
         px, py = labelled_cheap_features(
             pipeline,
@@ -198,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                 channel,
                 None,
                 config,
+                seq2seq=seq2seq,
             )
         pipeline.preranker = preranker
         x, y, groups = labelled_features(pipeline, spun, original, targets)
