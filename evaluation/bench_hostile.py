@@ -55,7 +55,17 @@ def run_case(name: str, line: str, args) -> dict:
         if args.model:
             cmd += ["--model", args.model]
         start = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return {
+                "case": name,
+                "chars": len(line),
+                "exit": None,
+                "seconds": args.timeout,
+                "ok": False,
+                "timed_out": True,
+            }
         secs = time.perf_counter() - start
         rss_mb = int(p.stderr.strip().splitlines()[-1]) / 1024 if p.stderr.strip() else None
         lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
@@ -79,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    rows = [run_case(name, line, args) for name, line in CASES.items()]
-    for row in rows:
-        print(json.dumps(row))
+    rows = []
+    for name, line in CASES.items():
+        rows.append(run_case(name, line, args))
+        print(json.dumps(rows[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
