@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     load = time.perf_counter() - t
     docs = [r["spun"] for r in load_testset(args.testset)[: args.n]]
     result = {"machine": machine(), "load_seconds": load, "lm_dtype": str(pipeline.lm.dtype), **bench(pipeline, docs)}
-    result["command"] = "python -m evaluation.bench_pipeline " + " ".join(argv or [])
+    result["command"] = "python -m evaluation.bench_pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

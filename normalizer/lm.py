@@ -162,7 +162,7 @@ class LanguageModel:
                 gathered.append(logp[b, pos, tok].tolist())
             else:
                 gathered.append([])
-        past = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        past = getattr(out, "cache", None) if self._cache_arg == "cache" else out.past_key_values
         cache = [(layer.keys, layer.values) for layer in past.layers]
         rows = token_lp.tolist()
         return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered)

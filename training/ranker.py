@@ -119,8 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=Path, required=True, help="table from python -m training.candidates")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write the pipeline files into")
     parser.add_argument("--lm", default=SMOLLM2)
-    parser.add_argument("--seq2seq", default="models/default", help="seq2seq checkpoint whose proposals join the "
-                        "candidates ('' for none)")
+    parser.add_argument(
+        "--seq2seq",
+        default="models/default",
+        help="seq2seq checkpoint whose proposals join the candidates ('' for none)",
+    )
     parser.add_argument("--n", type=int, default=1500, help="dev sentences to fit the ranker on")
     parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
     parser.add_argument("--channel-n", type=int, default=0, help="training pairs counted by the channel (0 = all)")
