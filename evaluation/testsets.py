@@ -34,14 +34,19 @@ def _write(path: Path, rows: list[dict], meta: dict) -> None:
     path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def held_out_paragraphs(max_words: int, sources: list[str] | None = None) -> list[tuple[str, str]]:
+    """(id, paragraph) of the test split's paragraphs of 8 to `max_words` words, in corpus order."""
+    docs = load_splits(sources)["test"]
+    paras = [(f"{d.id}#{k}", p) for d in docs for k, p in enumerate(paragraphs(d.text))]
+    return [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
+
+
 def build_testsets(
     out_dir: str | Path, per_set: int = 80, seed: int = 1234, max_words: int = 120, sources: list[str] | None = None
 ) -> list[Path]:
     """Write all test sets into `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
-    docs = load_splits(sources)["test"]
-    paras = [(f"{d.id}#{k}", p) for d in docs for k, p in enumerate(paragraphs(d.text))]
-    paras = [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
+    paras = held_out_paragraphs(max_words, sources)
     rng = random.Random(seed)
     rng.shuffle(paras)
     base = {
@@ -114,9 +119,7 @@ def build_thesaurus_sets(
 ) -> list[Path]:
     """`thesaurus-<profile>-r<rate>.jsonl` from held-out documents, one per `THESAURUS_PROFILES` entry and rate."""
     out_dir = Path(out_dir)
-    docs = load_splits(None)["test"]
-    paras = [(f"{d.id}#{k}", p) for d in docs for k, p in enumerate(paragraphs(d.text))]
-    paras = [(i, p) for i, p in paras if 8 <= len(p.split()) <= max_words]
+    paras = held_out_paragraphs(max_words)
     written = []
     for pi, (name, profile) in enumerate(sorted(THESAURUS_PROFILES.items())):
         for ri, rate in enumerate(rates):

@@ -82,3 +82,14 @@ def tiny_lm_dir(path):
     LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def run_cli(tmp_path, model_dir, data: bytes, *args: str) -> tuple[int, bytes]:
+    """`normalize IN -o OUT --model DIR ...` on `data`: (exit code, output bytes or b"" when none was written)."""
+    from normalizer.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_bytes(data)
+    out = tmp_path / "out.txt"
+    code = main([str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--no-progress", *args])
+    return code, out.read_bytes() if out.exists() else b""

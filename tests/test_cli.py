@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import run_cli as run
 
 from normalizer.cli import main
 
@@ -26,14 +27,6 @@ JSONL_CASES = {
     "blank_lines": b'\n{"id": 1, "text": "x"}\n\n',
     "invalid_utf8": b'{"id": 1, "text": "\xff"}\n{"id": 2, "text": "ok"}\n',
 }
-
-
-def run(tmp_path, model_dir, data: bytes, *args: str) -> tuple[int, bytes]:
-    src = tmp_path / "in.txt"
-    src.write_bytes(data)
-    out = tmp_path / "out.txt"
-    code = main([str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--no-progress", *args])
-    return code, out.read_bytes() if out.exists() else b""
 
 
 def n_lines(data: bytes) -> int:

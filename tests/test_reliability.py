@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from helpers import run_cli as run
 
 from normalizer import InferenceConfig, Normalizer
 from normalizer.cli import main, set_field
@@ -114,14 +115,6 @@ def test_cuda_without_cuda_is_one_line(tmp_path, saved_model_dir, capsys):
 )
 def test_set_field_keeps_every_other_byte(line, key, value, expected):
     assert set_field(line, key, value) == expected
-
-
-def run(tmp_path, model_dir, data: bytes, *args: str) -> tuple[int, bytes]:
-    src = tmp_path / "in.txt"
-    src.write_bytes(data)
-    out = tmp_path / "out.txt"
-    code = main([str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--no-progress", *args])
-    return code, out.read_bytes() if out.exists() else b""
 
 
 def test_jsonl_restored_records_keep_their_bytes(tmp_path, saved_model_dir):

@@ -172,28 +172,25 @@ def main(argv: list[str] | None = None) -> None:
     targets = [dev[i]["target"] for i in idx]
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
     config = PipelineConfig(seq2seq=bool(args.seq2seq))
-    seq2seq = None
-    if args.seq2seq:
-        from normalizer.core import Normalizer
+    loaded: list[Pipeline] = []
 
-        seq2seq = Normalizer.from_pretrained(args.seq2seq)
-    pipeline = None
+    def pipeline() -> Pipeline:
+        """The pipeline without a ranker, loaded on first use (not at all when both caches exist)."""
+        if not loaded:
+            from normalizer.core import Normalizer
+
+            seq2seq = Normalizer.from_pretrained(args.seq2seq) if args.seq2seq else None
+            table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
+            loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
+        return loaded[0]
+
     pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None
     if pre_cache and pre_cache.exists():
         data = np.load(pre_cache, allow_pickle=False)
         px, py = data["x"], data["y"]
     else:
-        pipeline = Pipeline(
-            CandidateTable.load(args.candidates),
-            LanguageModel.from_pretrained(args.lm),
-            None,
-            channel,
-            None,
-            config,
-            seq2seq=seq2seq,
-        )
         px, py = labelled_cheap_features(
-            pipeline,
+            pipeline(),
             [dev[i]["spun"] for i in pre_idx],
             [dev[i]["original"] for i in pre_idx],
             [dev[i]["target"] for i in pre_idx],
@@ -206,18 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         data = np.load(args.cache, allow_pickle=False)
         x, y, groups = data["x"], data["y"], [tuple(g) for g in data["groups"].tolist()]
     else:
-        if pipeline is None:
-            pipeline = Pipeline(
-                CandidateTable.load(args.candidates),
-                LanguageModel.from_pretrained(args.lm),
-                None,
-                channel,
-                None,
-                config,
-                seq2seq=seq2seq,
-            )
-        pipeline.preranker = preranker
-        x, y, groups = labelled_features(pipeline, spun, original, targets)
+        pipeline().preranker = preranker
+        x, y, groups = labelled_features(pipeline(), spun, original, targets)
         if args.cache:
             np.savez(args.cache, x=x, y=y, groups=np.array(groups))
     logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
