@@ -83,12 +83,8 @@ def evaluate_all(
 
 def curve_run(normalizer: Normalizer, spun: list[str], batch_size: int) -> list[Restoration]:
     """Restorations with every proposal kept: one pass, no reranker, min_confidence 0 (restored afterwards)."""
-    saved = (normalizer.min_confidence, normalizer.config.passes, normalizer.reranker)
-    normalizer.min_confidence, normalizer.config.passes, normalizer.reranker = 0.0, 1, None
-    try:
-        return normalizer.restore_batch(spun, batch_size=batch_size)
-    finally:
-        normalizer.min_confidence, normalizer.config.passes, normalizer.reranker = saved
+    every = normalizer.with_options(min_confidence=0.0, passes=1, reranker=None)
+    return every.restore_batch(spun, batch_size=batch_size)
 
 
 def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, limit=0) -> None:

@@ -4,7 +4,8 @@
 >>> normalize("The firm mentioned final 12 months that income rose.")  # doctest: +SKIP
 """
 
-from normalizer.core import Edit, InferenceConfig, Normalizer, Rejection, Restoration, normalize
+from normalizer.api import normalize
+from normalizer.core import Edit, InferenceConfig, Normalizer, Rejection, Restoration
 
 __all__ = ["Edit", "InferenceConfig", "Normalizer", "Rejection", "Restoration", "normalize"]
 __version__ = "0.1.0"

@@ -6,12 +6,13 @@ only where the model proposed a word swap that the faithfulness guard let throug
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import json
 import logging
 import math
 import os
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from normalizer.checkpoint import check_model_folder, read_json_object
+from normalizer.device import resolve_device
 from normalizer.edits import (
     SEP,
     GuardConfig,
@@ -149,19 +151,6 @@ class InferenceConfig:
         (Path(directory) / CONFIG_FILE).write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`auto`/None picks CUDA when present, else CPU; asking for CUDA where there is none is a ValueError."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but this torch has no usable CUDA device")
-    return dev
-
-
 class Normalizer:
     """Restores spun text with a seq2seq checkpoint. Build it with `Normalizer.from_pretrained(path)`."""
 
@@ -243,6 +232,28 @@ class Normalizer:
         self.config.save(directory)
 
     # ---- public API -------------------------------------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        min_confidence: float | None = None,
+        passes: int | None = None,
+        suppress_empty: bool | None = None,
+        reranker: LmReranker | None | type(...) = ...,
+    ) -> Normalizer:
+        """This normalizer with other inference settings for some calls, sharing the loaded model (nothing is
+        copied or reloaded, and this one is left as it is): `n.with_options(min_confidence=0.2).restore_batch(x)`.
+        `reranker=None` turns the reranker off; leaving it out keeps this one's."""
+        other = copy.copy(self)
+        changes = {k: v for k, v in (("passes", passes), ("suppress_empty", suppress_empty)) if v is not None}
+        other.config = dataclasses.replace(self.config, **changes)
+        if min_confidence is not None:
+            if not 0.0 <= min_confidence <= 1.0:
+                raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+            other.min_confidence = min_confidence
+        if reranker is not ...:
+            other.reranker = reranker
+        return other
 
     def normalize(self, text: str) -> str:
         """The restored text."""
@@ -505,10 +516,6 @@ class Normalizer:
         return found
 
 
-_DEFAULT = None  # the restorer `normalize()` uses: a Normalizer or a Pipeline
-_DEFAULT_LOCK = threading.Lock()
-
-
 def _map_back(loc: Located, spans: list[tuple[int, int, int, int]]) -> Located | None:
     """A located edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair."""
     mapped = map_back(loc.start, loc.end, spans)
@@ -525,18 +532,4 @@ def _non_overlapping(located: list[tuple[Located, float]], keep: set[tuple[int, 
     return sorted(chosen, key=lambda x: x[0].start)
 
 
-def normalize(text: str) -> str:
-    """Restore `text` with the shipped default (loaded once, on first use): the pipeline when the default checkpoint
-    has one and its language model loads, else the seq2seq model (see `normalizer.pipeline.load`)."""
-    global _DEFAULT
-    # Threads calling this for the first time at once must share one load: concurrent loads of the same checkpoint
-    # fail in transformers ("Cannot copy out of meta tensor").
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            from normalizer.pipeline import load
-
-            _DEFAULT = load(os.environ.get("NORMALIZER_MODEL"))
-    return _DEFAULT.normalize(text)
-
-
-__all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer", "normalize"]
+__all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer"]

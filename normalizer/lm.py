@@ -27,6 +27,7 @@ import torch
 
 from normalizer.checkpoint import check_model_folder
 from normalizer.checkpoint import refuse_custom_code as refuse_custom_code  # re-exported
+from normalizer.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,6 @@ class LanguageModel:
         """`smollm2`, a `.gguf` file or a local causal LM directory. dtype `auto`: bfloat16 on CUDA and on CPUs with
         native bf16 units, else float32."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from normalizer.core import resolve_device
 
         path = smollm2_file() if str(path) == SMOLLM2 else Path(path)
         if not path.exists():

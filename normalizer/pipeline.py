@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
-from normalizer.core import DEFAULT_MODEL, Edit, Rejection, Restoration
+from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restoration
 from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, splice, tokenize, words
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker
@@ -142,8 +142,6 @@ class Pipeline:
             config = PipelineConfig(**{**asdict(config), **overrides})
         seq2seq = None
         if config.seq2seq and (directory / "config.json").is_file():
-            from normalizer.core import Normalizer
-
             seq2seq = Normalizer.from_pretrained(directory, device=device)
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
@@ -451,8 +449,6 @@ def load(
     """The restorer a checkpoint offers: the pipeline (`engine="pipeline"`), the seq2seq model alone (`"seq2seq"`),
     or `"auto"`: the pipeline when the checkpoint has one and the language model loads, else the seq2seq model,
     saying why in one logged warning. `min_confidence` is the pipeline's threshold or the seq2seq model's."""
-    from normalizer.core import Normalizer
-
     if engine not in ("auto", "pipeline", "seq2seq"):
         raise ValueError(f"engine must be auto, pipeline or seq2seq, got {engine!r}")
     if engine == "pipeline" or (engine == "auto" and has_pipeline(path)):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from normalizer.device import resolve_device
+
 SMOLLM2 = "smollm2"
 
 
@@ -55,8 +57,6 @@ class LmReranker:
     def from_pretrained(cls, path: str | Path, *, margin: float = 0.0, device: str | None = None) -> LmReranker:
         """`smollm2`, a `.gguf` file, or a Hugging Face causal LM directory (local only; safetensors only)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from normalizer.core import resolve_device
 
         path = smollm2_file() if str(path) == SMOLLM2 else Path(path)
         if not path.exists():

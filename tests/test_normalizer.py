@@ -187,3 +187,16 @@ def test_second_pass_restores_in_the_repaired_context(normalizer):
         (23, 32, "mentioned", "said"),
         (41, 46, "final", "last"),
     ]
+
+
+def test_with_options_overrides_per_call_and_leaves_the_original(normalizer):
+    scripted(normalizer, lambda piece: f"mentioned{TO} said", logp=-0.1)  # confidence ~0.9 for the whole edit
+    text = "He mentioned it."
+    normalizer.min_confidence = 0.0
+    strict = normalizer.with_options(min_confidence=0.99, passes=2)
+    assert strict.normalize(text) == text and strict.config.passes == 2
+    assert normalizer.normalize(text) == "He said it."  # untouched
+    assert normalizer.min_confidence == 0.0 and normalizer.config.passes == 1
+    assert strict.model is normalizer.model  # shared, not copied
+    with pytest.raises(ValueError):
+        normalizer.with_options(min_confidence=2.0)

@@ -58,10 +58,10 @@ def test_sentence_splitting_is_linear():
 
 
 def test_lazy_default_loads_once_across_threads(monkeypatch, saved_model_dir):
-    from normalizer import core
+    from normalizer import api
 
     monkeypatch.setenv("NORMALIZER_MODEL", str(saved_model_dir))
-    monkeypatch.setattr(core, "_DEFAULT", None)
+    monkeypatch.setattr(api, "_DEFAULT", None)
     loads = []
     real = Normalizer.from_pretrained.__func__
 
@@ -75,7 +75,7 @@ def test_lazy_default_loads_once_across_threads(monkeypatch, saved_model_dir):
 
     def call():
         try:
-            results.append(core.normalize("He mentioned the struggle was over."))
+            results.append(api.normalize("He mentioned the struggle was over."))
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 

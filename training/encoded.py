@@ -16,6 +16,7 @@ load: ids from another tokenizer would train silently wrong.
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import logging
@@ -25,6 +26,17 @@ from pathlib import Path
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+def aux_labels(source: list[int], original: list[int]) -> list[int]:
+    """Per source token, the aligned original token (see `training.train.encode_split`)."""
+    labels = [-100] * len(source)
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=source, b=original, autojunk=False).get_opcodes():
+        if op == "equal":
+            labels[i1:i2] = source[i1:i2]
+        elif i2 > i1 and j2 > j1:
+            labels[i1] = original[j1]
+    return labels
 
 
 def tokenizer_digest(tokenizer_dir: str | Path) -> str:
@@ -48,7 +60,6 @@ def encode_pairs(pairs_dirs: list[str | Path], tokenizer_dir: str | Path, out: s
     """Encode the train split of every folder in `pairs_dirs` (and the first one's dev texts) into `out` (.npz)."""
     from normalizer.tokenizer import SpmTokenizer
     from training.pairs import load_pairs
-    from training.train import aux_labels
 
     tokenizer = SpmTokenizer(Path(tokenizer_dir) / "spiece.model")
     if tokenizer.vocab_size > np.iinfo(np.uint16).max:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ import torch
 from normalizer.core import InferenceConfig, Normalizer, resolve_device
 from normalizer.edits import SPECIAL_SYMBOLS
 from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
+from training.encoded import aux_labels, load_encoded
 
 logger = logging.getLogger(__name__)
 
@@ -195,17 +195,6 @@ def encode_split(tokenizer, rows: dict, config: TrainConfig) -> list[tuple[list[
     return out
 
 
-def aux_labels(source: list[int], original: list[int]) -> list[int]:
-    """Per source token, the aligned original token (see `encode_split`)."""
-    labels = [-100] * len(source)
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=source, b=original, autojunk=False).get_opcodes():
-        if op == "equal":
-            labels[i1:i2] = source[i1:i2]
-        elif i2 > i1 and j2 > j1:
-            labels[i1] = original[j1]
-    return labels
-
-
 def keep_with_clean_cap(clean: list[bool], clean_share: float, seed: int) -> list[int]:
     """Indices of all spun pairs plus clean pairs (empty target: nothing was swapped) up to `clean_share` of the
     whole, in their original order."""
@@ -221,8 +210,6 @@ def load_data(config: TrainConfig, tokenizer) -> tuple[list[tuple[list[int], lis
     """Encoded training pairs (see `encode_split`) and `eval_size` dev pairs (texts), from a pairs folder or from a
     pre-encoded `.npz` file (`training.encoded`)."""
     if config.pairs.endswith(".npz"):
-        from training.encoded import load_encoded
-
         tokenizer_dir = Path(config.init_from) if config.init_from else Path(config.tokenizer)
         if not (tokenizer_dir / "spiece.model").exists():
             raise ValueError(

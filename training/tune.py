@@ -29,21 +29,21 @@ def tune(
     ds = load_pairs(pairs, "dev").shuffle(seed=seed).select(range(n))
     spun, original = list(ds["spun"]), list(ds["original"])
     normalizer = Normalizer.from_pretrained(model_dir, min_confidence=0.0)
-    normalizer.config.passes = 1  # a tuned checkpoint may say 2: the threshold table is for one pass
     table = []
     for suppress in (False, True):
-        normalizer.config.suppress_empty = suppress
-        restorations = normalizer.restore_batch(spun, batch_size=batch_size)
+        # One pass (a tuned checkpoint may say 2): the threshold table is for one pass.
+        one_pass = normalizer.with_options(passes=1, suppress_empty=suppress)
+        restorations = one_pass.restore_batch(spun, batch_size=batch_size)
         for t in THRESHOLDS:
             outputs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
             m = evaluate(spun, outputs, original, sacrebleu_scores=False)
             table.append({"suppress_empty": suppress, "min_confidence": t, "passes": 1, **m})
     best = {**max(table, key=lambda row: (row["f0.5"], row["err"])), "passes": 1}
     # A second pass depends on which first-pass edits were applied, so it is scored at the chosen setting only.
-    normalizer.config.suppress_empty = best["suppress_empty"]
-    normalizer.config.passes = 2
-    normalizer.min_confidence = best["min_confidence"]
-    m = evaluate(spun, normalizer.normalize_batch(spun, batch_size=batch_size), original, sacrebleu_scores=False)
+    two_pass = normalizer.with_options(
+        passes=2, suppress_empty=best["suppress_empty"], min_confidence=best["min_confidence"]
+    )
+    m = evaluate(spun, two_pass.normalize_batch(spun, batch_size=batch_size), original, sacrebleu_scores=False)
     second = {"suppress_empty": best["suppress_empty"], "min_confidence": best["min_confidence"], "passes": 2, **m}
     table.append(second)
     if (second["f0.5"], second["err"]) > (best["f0.5"], best["err"]):
@@ -68,14 +68,17 @@ def rerank_table(normalizer, config, spun, original, rerank: str, batch_size: in
     from normalizer.rerank import LmReranker
 
     reranker = LmReranker.from_pretrained(rerank)
-    normalizer.config = config
-    normalizer.min_confidence = config.min_confidence
     rows = []
     for margin in (None, -2.0, 0.0, 2.0):
-        normalizer.reranker = None if margin is None else reranker
         reranker.margin = margin or 0.0
+        chosen = normalizer.with_options(
+            passes=config.passes,
+            suppress_empty=config.suppress_empty,
+            min_confidence=config.min_confidence,
+            reranker=None if margin is None else reranker,
+        )
         start = time.time()
-        outputs = normalizer.normalize_batch(spun, batch_size=batch_size)
+        outputs = chosen.normalize_batch(spun, batch_size=batch_size)
         seconds = time.time() - start
         m = evaluate(spun, outputs, original, sacrebleu_scores=False)
         rows.append({"rerank": rerank if margin is not None else None, "margin": margin, "seconds": seconds, **m})
