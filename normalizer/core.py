@@ -83,6 +83,13 @@ class Restoration:
     spin_score: float = 0.0
     """Share of the input's word tokens that were restored: 0 for clean text."""
 
+    @classmethod
+    def of(cls, text: str, edits: list[Edit], rejected: list[Rejection]) -> Restoration:
+        """The restoration of `text` by `edits` (in order, not overlapping), with its spin score."""
+        n_words = sum(1 for t in word_tokens(text) if t.text[0].isalnum())
+        n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
+        return cls(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0)
+
 
 @dataclass
 class InferenceConfig:
@@ -333,9 +340,7 @@ class Normalizer:
                     edits.append(edit)
                 elif reason != "no change":
                     rejected.append(Rejection(edit, reason))
-        n_words = sum(1 for t in word_tokens(text) if t.text[0].isalnum())
-        n_edited = sum(1 for e in edits for t in word_tokens(e.before) if t.text[0].isalnum())
-        return Restoration(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0)
+        return Restoration.of(text, edits, rejected)
 
     def _reason(self, piece: str, loc: Located, conf: float, gains: dict) -> str | None:
         """Why an edit is not applied (None: it is): the guard, then the confidence, then the reranker."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
 from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restoration
-from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, splice, tokenize, words
+from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, tokenize
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker
 from normalizer.segment import segment
@@ -197,12 +197,7 @@ class Pipeline:
             rejected[d] += [
                 Rejection(replace(r.edit, start=r.edit.start + a, end=r.edit.end + a), r.reason) for r in refused
             ]
-        out = []
-        for text, ed, rej in zip(texts, edits, rejected):
-            n_words = sum(1 for t in tokenize(text) if t.text[0].isalnum())
-            n_edited = sum(1 for e in ed for w in words(e.before) if w[0].isalnum())
-            out.append(Restoration(splice(text, ed), ed, rej, n_edited / n_words if n_words else 0.0))
-        return out
+        return [Restoration.of(text, ed, rej) for text, ed, rej in zip(texts, edits, rejected)]
 
     # ---- stages -----------------------------------------------------------------------------------------------
 
