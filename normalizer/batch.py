@@ -1,0 +1,799 @@
+"""`normalize-batch`: restore whole corpora on Ray Data, embedded on this machine or on a cluster.
+
+    normalize-batch news.jsonl more.parquet --output restored/ --workers 2
+
+The job is cut into shards of `--shard-size` records, planned by the driver before anything runs: each shard is one
+input file's record range. Ray Data runs the shards through a pool of actors (`map_batches` with an
+`ActorPoolStrategy`), each loading the model once; an actor reads its shard, restores it and writes it to the output
+folder atomically (a temporary file renamed into place), so a shard is either all there or not there. Ray restarts
+a dead actor and retries its shard; the retry rewrites the same file, so nothing is duplicated. The driver records
+each finished shard in `_manifest.json` (inputs with sizes and hashes, model files' hashes, settings, counts, errors,
+timings); the same command run again skips the finished shards and does the rest.
+
+Output shards (`part-000000.parquet`, ...; `--format jsonl` for JSON lines) hold every input column, then
+`restored` (the text, restored), `edits` (JSON list), `spin_score`, `error` (null, or why the record was passed
+through unchanged), `position` (the record's place in the whole job, 0-based: sort by it to restore input order),
+`source` and `row` (its input file and row there), and `raw` (only for records that could not be parsed: the line's
+bytes). Every input record gives exactly one output record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+FORMAT_VERSION = 1
+KINDS = ("jsonl", "text", "parquet", "hf")
+ADDED = ("edits", "spin_score", "error", "position", "source", "row", "raw")  # plus the output field
+
+
+class JobMismatch(ValueError):
+    """The output folder holds a different job (other inputs, model or settings)."""
+
+
+# ---- planning -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """One input: a file (JSONL, text, Parquet) or a Hugging Face dataset saved with `save_to_disk`."""
+
+    path: str
+    kind: str
+    bytes: int
+    sha256: str
+    records: int
+    offsets: list[int] = field(default_factory=list, repr=False)
+    """Line formats: the byte offset of every `shard_size`-th record (and the file's end); not in the manifest."""
+
+
+@dataclass
+class Shard:
+    index: int
+    source: int
+    start: int
+    """First record's row in its source."""
+    count: int
+    position: int
+    """First record's position in the whole job."""
+    byte_start: int = 0
+    byte_end: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.index:06d}"
+
+
+@dataclass
+class Settings:
+    """What defines a job's output: a manifest with other settings is another job."""
+
+    field: str = "text"
+    output_field: str = "restored"
+    format: str = "parquet"
+    shard_size: int = 2000
+    max_chars: int = 1_000_000
+    model: str | None = None
+    engine: str = "auto"
+    lm: str | None = None
+    min_confidence: float | None = None
+
+
+def detect_kind(path: Path, kind: str | None = None) -> str:
+    if kind:
+        if kind not in KINDS:
+            raise ValueError(f"input format must be one of {', '.join(KINDS)}, got {kind!r}")
+        return kind
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+            raise ValueError(
+                f"{path} is a DatasetDict; give one split's folder, e.g. {path / (splits or ['train'])[0]}"
+            )
+        if (path / "state.json").is_file():
+            return "hf"
+        raise ValueError(f"{path} is a folder but not a dataset saved with save_to_disk (no state.json)")
+    suffix = path.name.lower().rsplit(".", 1)[-1] if "." in path.name else ""
+    return {"jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl", "parquet": "parquet", "pq": "parquet"}.get(
+        suffix, "text"
+    )
+
+
+def _hash_files(paths: Iterable[Path]) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    for p in paths:
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def scan_lines(path: Path, every: int) -> tuple[int, str, int, list[int]]:
+    """(bytes, sha256, records, offsets): one pass over a line file; a record is a line, the last one with or
+    without its newline; `offsets` holds the byte offset of records 0, every, 2*every, ... and the end."""
+    digest, offsets, records, pos = hashlib.sha256(), [0], 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            digest.update(line)
+            pos += len(line)
+            records += 1
+            if records % every == 0:
+                offsets.append(pos)
+    if offsets[-1] != pos:
+        offsets.append(pos)
+    return pos, digest.hexdigest(), records, offsets
+
+
+def scan(path: str | Path, shard_size: int, kind: str | None = None) -> Source:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"input not found: {p}")
+    kind = detect_kind(p, kind)
+    if kind in ("jsonl", "text"):
+        size, sha, records, offsets = scan_lines(p, shard_size)
+        return Source(str(p), kind, size, sha, records, offsets)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        records = pq.ParquetFile(p).metadata.num_rows
+        size, sha = _hash_files([p])
+        return Source(str(p), kind, size, sha, records)
+    ds = _load_hf(p)
+    size, sha = _hash_files(sorted(f for f in p.iterdir() if f.is_file()))
+    return Source(str(p), kind, size, sha, len(ds))
+
+
+def plan_shards(sources: list[Source], shard_size: int) -> list[Shard]:
+    shards, position = [], 0
+    for s, src in enumerate(sources):
+        for k, start in enumerate(range(0, src.records, shard_size)):
+            count = min(shard_size, src.records - start)
+            shard = Shard(len(shards), s, start, count, position + start)
+            if src.offsets:
+                shard.byte_start, shard.byte_end = src.offsets[k], src.offsets[k + 1]
+            shards.append(shard)
+        position += src.records
+    return shards
+
+
+# ---- reading and restoring one shard --------------------------------------------------------------------------
+
+
+def _load_hf(path: Path):
+    try:
+        from datasets import load_from_disk
+    except ImportError as e:
+        raise ImportError("reading a saved Hugging Face dataset needs `datasets` (pip install datasets)") from e
+    return load_from_disk(str(path))
+
+
+@dataclass
+class Record:
+    row: int
+    columns: dict[str, Any] | None
+    """The input's columns (None: the record could not be parsed; see `raw`)."""
+    text: str | None = None
+    error: str | None = None
+    raw: bytes | None = None
+
+
+def _strip_newline(line: bytes) -> bytes:
+    return line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+def read_records(src: Source, shard: Shard, settings: Settings) -> tuple[list[Record], Any]:
+    """The shard's records, and for Arrow inputs the shard's table (columns kept with their types)."""
+    if src.kind in ("jsonl", "text"):
+        with open(src.path, "rb") as f:
+            f.seek(shard.byte_start)
+            data = f.read(shard.byte_end - shard.byte_start)
+        lines = data.splitlines(keepends=True)
+        if len(lines) != shard.count:
+            raise RuntimeError(f"{src.path} changed since the job was planned (shard {shard.name})")
+        return [
+            _parse_line(src.kind, shard.start + i, _strip_newline(ln), settings) for i, ln in enumerate(lines)
+        ], None
+    table = _read_table(src, shard)
+    values = table.column(settings.field).to_pylist() if settings.field in table.column_names else None
+    records = []
+    for i in range(table.num_rows):
+        rec = Record(shard.start + i, {})
+        if values is None:
+            rec.error = f"no field {settings.field!r}"
+        else:
+            _set_text(rec, values[i], settings)
+        records.append(rec)
+    return records, table
+
+
+def _read_table(src: Source, shard: Shard):
+    if src.kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(src.path)
+        groups, first, row = [], None, 0
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if row + n > shard.start and row < shard.start + shard.count:
+                groups.append(g)
+                first = row if first is None else first
+            row += n
+        table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+        return table.slice(shard.start - (first or 0), shard.count) if groups else pa.table({})
+    return _load_hf(Path(src.path)).with_format("arrow")[shard.start : shard.start + shard.count]
+
+
+def _set_text(rec: Record, value: Any, settings: Settings) -> None:
+    if not isinstance(value, str):
+        rec.error = f"field {settings.field!r} is {type(value).__name__}, not a string"
+    elif len(value) > settings.max_chars:
+        rec.text, rec.error = value, f"over-long: {len(value):,} characters > max_chars {settings.max_chars:,}"
+    else:
+        rec.text = value
+
+
+def _parse_line(kind: str, row: int, line: bytes, settings: Settings) -> Record:
+    try:
+        decoded = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Record(row, None, error=f"invalid UTF-8 at byte {e.start}", raw=line)
+    if kind == "text":
+        rec = Record(row, {settings.field: decoded})
+        _set_text(rec, decoded, settings)
+        return rec
+    try:
+        obj = json.loads(decoded)
+    except ValueError as e:
+        return Record(row, None, error=f"not JSON ({e})", raw=line)
+    except RecursionError:
+        return Record(row, None, error="not JSON (nested too deep)", raw=line)
+    if not isinstance(obj, dict):
+        return Record(row, None, error=f"a JSON {type(obj).__name__}, not an object", raw=line)
+    clash = sorted(set(obj) & ({settings.output_field, *ADDED} - {settings.field}))
+    if clash:
+        return Record(row, None, error=f"input field {clash[0]!r} clashes with an output column", raw=line)
+    rec = Record(row, obj)
+    if settings.field not in obj:
+        rec.error = f"no field {settings.field!r}"
+    else:
+        _set_text(rec, obj[settings.field], settings)
+    return rec
+
+
+def restore_records(restorer, records: list[Record], batch_size: int | None) -> dict[int, Any]:
+    """Restorations by record index; a failing batch is retried record by record, and a record that fails alone
+    keeps its error and passes through unchanged."""
+    todo = [k for k, r in enumerate(records) if r.text is not None and r.error is None]
+    found: dict[int, Any] = {}
+
+    def attempt(idx: list[int]) -> None:
+        try:
+            kwargs = {"batch_size": batch_size} if batch_size else {}
+            for k, res in zip(idx, restorer.restore_batch([records[k].text for k in idx], **kwargs)):
+                found[k] = res
+        except Exception as e:  # noqa: BLE001 - one bad record must not cost the others
+            if len(idx) == 1:
+                records[idx[0]].error = f"restoration failed ({type(e).__name__}: {e})"
+                return
+            for k in idx:
+                attempt([k])
+
+    step = max(batch_size or 64, 1)
+    for a in range(0, len(todo), step):
+        attempt(todo[a : a + step])
+    return found
+
+
+def _edit_json(edit) -> dict:
+    obj = {k: v for k, v in edit.__dict__.items() if k != "scores"}
+    if edit.scores:
+        obj["scores"] = {name: round(value, 4) for name, value in edit.scores}
+    return obj
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, (datetime.date, datetime.time, datetime.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def process_shard(restorer, src: Source, shard: Shard, settings: Settings, out_dir: Path, batch_size=None) -> dict:
+    """Read, restore and write one shard (atomically); its counts."""
+    t0 = time.perf_counter()
+    records, table = read_records(src, shard, settings)
+    found = restore_records(restorer, records, batch_size)
+    added = {name: [] for name in (settings.output_field, *ADDED)}
+    n_edits = 0
+    for k, rec in enumerate(records):
+        res = found.get(k)
+        added[settings.output_field].append(res.text if res is not None else rec.text)
+        added["edits"].append(json.dumps([_edit_json(e) for e in res.edits], ensure_ascii=False) if res else None)
+        added["spin_score"].append(round(res.spin_score, 6) if res is not None else None)
+        added["error"].append(rec.error)
+        added["position"].append(shard.position + k)
+        added["source"].append(src.path)
+        added["row"].append(rec.row)
+        added["raw"].append(rec.raw)
+        n_edits += len(res.edits) if res is not None else 0
+    final = out_dir / f"{shard.name}.{'parquet' if settings.format == 'parquet' else 'jsonl'}"
+    tmp = out_dir / f".{final.name}.tmp-{os.getpid()}"
+    try:
+        if settings.format == "parquet":
+            _write_parquet(tmp, records, table, added)
+        else:
+            _write_jsonl(tmp, records, table, added)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    errors = Counter(r.error.split(" (")[0].split(":")[0] for r in records if r.error)
+    return {
+        "shard": shard.name,
+        "file": final.name,
+        "records": len(records),
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "edits": n_edits,
+        "characters": sum(len(r.text) for r in records if r.text is not None),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "worker": f"{os.uname().nodename}:{os.getpid()}",
+    }
+
+
+def _fsync_write(path: Path, write: Callable) -> None:
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _input_table(records: list[Record], table):
+    """The input columns as an Arrow table: the shard's own table for Arrow inputs; for line inputs, the parsed
+    fields (a field whose values do not share one type is kept as JSON text)."""
+    import pyarrow as pa
+
+    if table is not None:
+        return table
+    keys: dict[str, None] = {}
+    for r in records:
+        keys.update(dict.fromkeys(r.columns or {}))
+    columns = {}
+    for key in keys:
+        values = [(r.columns or {}).get(key) for r in records]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[key] = pa.array(
+                [None if v is None else json.dumps(v, ensure_ascii=False, default=_jsonable) for v in values]
+            )
+    return pa.table(columns) if columns else None
+
+
+def _write_parquet(path: Path, records: list[Record], table, added: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"spin_score": pa.float64(), "position": pa.int64(), "row": pa.int64(), "raw": pa.binary()}
+    arrays = {name: pa.array(values, type=types.get(name, pa.string())) for name, values in added.items()}
+    out = _input_table(records, table)
+    if out is None:  # no record had a column: only the added ones
+        out = pa.table(arrays)
+    else:
+        for name, array in arrays.items():
+            out = out.append_column(name, array)
+    _fsync_write(path, lambda f: pq.write_table(out, f))
+
+
+def _write_jsonl(path: Path, records: list[Record], table, added: dict) -> None:
+    rows = table.to_pylist() if table is not None else [r.columns or {} for r in records]
+
+    def write(f):
+        for k, row in enumerate(rows):
+            obj = dict(row)
+            for name, values in added.items():
+                if name == "raw":
+                    if values[k] is not None:
+                        obj["raw_base64"] = base64.b64encode(values[k]).decode()
+                elif name == "edits":
+                    obj[name] = json.loads(values[k]) if values[k] is not None else None
+                else:
+                    obj[name] = values[k]
+            text = json.dumps(obj, ensure_ascii=False, default=_jsonable)
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate in a string: escape it
+                data = json.dumps(obj, default=_jsonable).encode()
+            f.write(data + b"\n")
+
+    _fsync_write(path, write)
+
+
+# ---- the Ray actor --------------------------------------------------------------------------------------------
+
+
+class ShardWorker:
+    """A Ray Data actor: loads the restorer once, then restores and writes the shards it is given."""
+
+    def __init__(self, job: dict, out_dir: str, factory=None, threads: int = 1, batch_size: int | None = None):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.sources = [Source(**s) for s in job["sources"]]
+        self.settings = Settings(**job["settings"])
+        self.shards = {s["index"]: Shard(**s) for s in job["shards"]}
+        self.out_dir = Path(out_dir)
+        self.batch_size = batch_size
+        self.restorer = factory() if factory is not None else load_restorer(self.settings)
+
+    def __call__(self, batch: dict) -> dict:
+        results = []
+        for index in batch["shard"]:
+            shard = self.shards[int(index)]
+            results.append(
+                process_shard(
+                    self.restorer, self.sources[shard.source], shard, self.settings, self.out_dir, self.batch_size
+                )
+            )
+        return {"result": [json.dumps(r) for r in results]}
+
+
+def load_restorer(settings: Settings):
+    from normalizer.lm import SMOLLM2
+    from normalizer.pipeline import load
+
+    return load(
+        settings.model, engine=settings.engine, lm=settings.lm or SMOLLM2, min_confidence=settings.min_confidence
+    )
+
+
+# ---- the manifest ---------------------------------------------------------------------------------------------
+
+
+def model_fingerprint(settings: Settings) -> dict:
+    """The model folder's files with their SHA-256, so a resumed job cannot mix two models' output."""
+    from normalizer.core import DEFAULT_MODEL
+
+    directory = Path(settings.model) if settings.model else DEFAULT_MODEL
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model folder not found: {directory}")
+    files = {}
+    for p in sorted(directory.iterdir()):
+        if p.is_file():
+            files[p.name] = _hash_files([p])[1]
+    return {"path": str(directory), "files": files}
+
+
+class Manifest:
+    """`_manifest.json` in the output folder, rewritten atomically after every finished shard."""
+
+    def __init__(self, out_dir: Path, job: dict):
+        self.path = out_dir / MANIFEST
+        self.out_dir = out_dir
+        self.data: dict = {"format_version": FORMAT_VERSION, "job": job, "shards": {}, "status": "running"}
+
+    @classmethod
+    def open(cls, out_dir: Path, job: dict, overwrite: bool = False) -> Manifest:
+        manifest = cls(out_dir, job)
+        if manifest.path.exists() and not overwrite:
+            old = json.loads(manifest.path.read_text())
+            if old.get("job") != job:
+                raise JobMismatch(
+                    f"{out_dir} holds another job ({_difference(old.get('job') or {}, job)}); "
+                    "use another --output, or --overwrite to start this one afresh"
+                )
+            manifest.data = old
+            manifest.data["status"] = "running"
+        elif overwrite:
+            for p in out_dir.glob("part-*"):
+                p.unlink()
+        return manifest
+
+    def finished(self, shard: Shard) -> bool:
+        entry = self.data["shards"].get(shard.name)
+        return entry is not None and (self.out_dir / entry["file"]).is_file()
+
+    def record(self, result: dict) -> None:
+        self.data["shards"][result["shard"]] = result
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        tmp = self.path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+        _fsync_write(tmp, lambda f: f.write(json.dumps(self.data, indent=1).encode()))
+        os.replace(tmp, self.path)
+
+
+def _difference(old: dict, new: dict) -> str:
+    for key in ("sources", "model", "settings"):
+        if old.get(key) != new.get(key):
+            return f"its {key} differ"
+    return "it differs"
+
+
+# ---- the job --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    records: int
+    errors: int
+    edits: int
+    shards: int
+    skipped: int
+    seconds: float
+    characters: int
+    output: str
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    records_done: int = 0
+    """Records restored by this run (the rest were in shards an earlier run finished)."""
+
+    def render(self) -> str:
+        rate = f"{self.records_done / self.seconds:,.1f} records/s" if self.seconds and self.records_done else "—"
+        lines = [
+            f"normalize-batch: {self.records:,} records in {self.shards} shards -> {self.output}",
+            f"  this run: {self.shards - self.skipped} shards, {self.records_done:,} records in "
+            f"{self.seconds:,.1f} s ({rate}); {self.skipped} shards already done, skipped",
+            f"  edits: {self.edits:,}; passed through with an error: {self.errors:,}",
+        ]
+        lines += [f"    {n:,} × {kind}" for kind, n in sorted(self.error_kinds.items(), key=lambda kv: -kv[1])]
+        return "\n".join(lines)
+
+
+def run(
+    inputs: list[str | Path],
+    output: str | Path,
+    *,
+    field: str = "text",
+    output_field: str = "restored",
+    format: str = "parquet",
+    input_format: str | None = None,
+    model: str | Path | None = None,
+    engine: str = "auto",
+    lm: str | Path | None = None,
+    min_confidence: float | None = None,
+    workers: int = 1,
+    cpus_per_worker: float | None = None,
+    gpus_per_worker: float = 0,
+    batch_size: int | None = None,
+    shard_size: int = 2000,
+    max_chars: int = 1_000_000,
+    address: str | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    restorer_factory: Callable[[], Any] | None = None,
+) -> Summary:
+    """Restore every record of `inputs` into shards in `output` on Ray Data (see the module's docstring). Starts an
+    embedded Ray on this machine unless one is running or `address` names a cluster. `restorer_factory`, a
+    picklable zero-argument callable, builds each worker's restorer instead of loading `model`."""
+    if format not in ("parquet", "jsonl"):
+        raise ValueError(f"format must be parquet or jsonl, got {format!r}")
+    if workers < 1 or shard_size < 1 or max_chars < 1:
+        raise ValueError("workers, shard_size and max_chars must be >= 1")
+    if not inputs:
+        raise ValueError("no inputs")
+    if output_field in ADDED or output_field == field:
+        raise ValueError(f"output_field {output_field!r} clashes with the input field or an output column")
+    settings = Settings(
+        field=field,
+        output_field=output_field,
+        format=format,
+        shard_size=shard_size,
+        max_chars=max_chars,
+        model=str(model) if model else None,
+        engine=engine,
+        lm=str(lm) if lm else None,
+        min_confidence=min_confidence,
+    )
+    t0 = time.perf_counter()
+    sources = [scan(p, shard_size, input_format) for p in inputs]
+    for src in sources:
+        if src.kind in ("parquet", "hf"):
+            _check_columns(src, settings)
+    shards = plan_shards(sources, shard_size)
+    job = {
+        "sources": [{k: v for k, v in dataclasses.asdict(s).items() if k != "offsets"} for s in sources],
+        "model": model_fingerprint(settings) if restorer_factory is None else {"path": "restorer_factory"},
+        "settings": dataclasses.asdict(settings),
+    }
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".part-*.tmp-*"):
+        stale.unlink()  # a shard a killed job was writing
+    manifest = Manifest.open(out_dir, job, overwrite)
+    pending = [s for s in shards if not manifest.finished(s)]
+    worker_job = {
+        "sources": [dataclasses.asdict(s) for s in sources],
+        "settings": dataclasses.asdict(settings),
+        "shards": [dataclasses.asdict(s) for s in pending],
+    }
+    done_records = 0
+    if pending:
+        workers_spec = Workers(workers, cpus_per_worker, gpus_per_worker, batch_size, address, restorer_factory)
+        done_records = _run_on_ray(pending, worker_job, out_dir, manifest, workers_spec, progress)
+    manifest.data["status"] = "complete"
+    entries = [manifest.data["shards"][s.name] for s in shards]
+    total = sum(e["records"] for e in entries)
+    if total != sum(s.records for s in sources):
+        raise RuntimeError(f"output holds {total} records, inputs {sum(s.records for s in sources)}")
+    kinds = Counter()
+    for e in entries:
+        kinds.update(e.get("error_kinds", {}))
+    summary = Summary(
+        records=total,
+        errors=sum(e["errors"] for e in entries),
+        edits=sum(e["edits"] for e in entries),
+        shards=len(shards),
+        skipped=len(shards) - len(pending),
+        seconds=round(time.perf_counter() - t0, 3),
+        characters=sum(e["characters"] for e in entries),
+        output=str(out_dir),
+        error_kinds=dict(kinds),
+        records_done=done_records,
+    )
+    manifest.data["summary"] = dataclasses.asdict(summary)
+    manifest.save()
+    return summary
+
+
+def _check_columns(src: Source, settings: Settings) -> None:
+    if src.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(src.path).schema_arrow.names
+    else:
+        names = list(_load_hf(Path(src.path)).column_names)
+    clash = sorted(set(names) & ({settings.output_field, *ADDED} - {settings.field}))
+    if clash:
+        raise ValueError(f"{src.path}: input column {clash[0]!r} clashes with an output column")
+
+
+@dataclass
+class Workers:
+    """Where and how the shards run (not part of a job's identity: a resumed job may change them)."""
+
+    count: int = 1
+    cpus: float | None = None
+    gpus: float = 0
+    batch_size: int | None = None
+    address: str | None = None
+    factory: Callable[[], Any] | None = None
+
+
+def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest: Manifest, w: Workers, progress) -> int:
+    """Run the pending shards on a pool of `w.count` actors; record each finished one; records done."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise ImportError("normalize-batch runs on Ray Data: pip install 'normalizer[batch]'") from e
+    from tqdm import tqdm
+
+    started = False
+    if not ray.is_initialized():
+        kwargs = {"address": w.address} if w.address else {"include_dashboard": False}
+        ray.init(logging_level=logging.ERROR, log_to_driver=True, **kwargs)
+        started = True
+    try:
+        cpus_per_worker = w.cpus
+        if cpus_per_worker is None:  # embedded: share this machine's CPUs; on a cluster: one each
+            cpus = ray.cluster_resources().get("CPU", 1) if not w.address else 1
+            cpus_per_worker = max(1.0, float(int(cpus // w.count)))
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ds = ray.data.from_items([{"shard": s.index} for s in pending], override_num_blocks=len(pending))
+        results = ds.map_batches(
+            ShardWorker,
+            fn_constructor_kwargs={
+                "job": worker_job,
+                "out_dir": str(out_dir.resolve()),
+                "factory": w.factory,
+                "threads": int(cpus_per_worker),
+                "batch_size": w.batch_size,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=w.count),
+            num_cpus=cpus_per_worker,
+            num_gpus=w.gpus or None,
+        )
+        total = sum(s.count for s in pending)
+        show = progress if progress is not None else sys.stderr.isatty()
+        done = 0
+        with tqdm(total=total, unit="rec", disable=not show, desc="normalize-batch") as bar:
+            for row in results.iter_rows():
+                result = json.loads(row["result"])
+                manifest.record(result)
+                done += result["records"]
+                bar.update(result["records"])
+        return done
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ---- the command ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="normalize-batch",
+        description="Restore spun text in whole corpora (JSONL, Parquet, text lines, saved Hugging Face datasets) "
+        "on Ray Data: an embedded Ray on this machine, or a cluster with --address.",
+        epilog="Run the same command again to resume an interrupted job: finished shards are skipped.",
+    )
+    p.add_argument("inputs", nargs="+", help="input files (.jsonl, .parquet, text) or save_to_disk folders")
+    p.add_argument("--output", "-o", required=True, help="output folder (shards and _manifest.json)")
+    p.add_argument("--field", default="text", help="the text column or JSON field (default: text)")
+    p.add_argument("--output-field", default="restored", help="column for the restored text (default: restored)")
+    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="output shards' format")
+    p.add_argument("--input-format", choices=KINDS, help="override the format guessed from each input's name")
+    p.add_argument("--model", help="checkpoint folder (default: the shipped model, or $NORMALIZER_MODEL)")
+    p.add_argument("--engine", choices=("auto", "pipeline", "seq2seq"), default="auto")
+    p.add_argument("--lm", help="language model for the pipeline (local HF folder or .gguf; default SmolLM2)")
+    p.add_argument("--min-confidence", type=float, help="apply edits at least this sure (default: the model's)")
+    p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")
+    p.add_argument("--cpus-per-worker", type=float, help="default: this machine's CPUs / workers")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="e.g. 1, or 0.5 to share a GPU (default 0)")
+    p.add_argument("--batch-size", type=int, help="records per model call inside a worker")
+    p.add_argument("--shard-size", type=int, default=2000, help="records per output shard (default 2000)")
+    p.add_argument("--max-chars", type=int, default=1_000_000, help="longer records pass through with an error")
+    p.add_argument("--address", help="join this Ray cluster (default: start an embedded one here)")
+    p.add_argument("--overwrite", action="store_true", help="discard another job's output in --output")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    model = args.model or os.environ.get("NORMALIZER_MODEL")
+    try:
+        summary = run(
+            args.inputs,
+            args.output,
+            field=args.field,
+            output_field=args.output_field,
+            format=args.format,
+            input_format=args.input_format,
+            model=model,
+            engine=args.engine,
+            lm=args.lm,
+            min_confidence=args.min_confidence,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            gpus_per_worker=args.gpus_per_worker,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            max_chars=args.max_chars,
+            address=args.address,
+            overwrite=args.overwrite,
+            progress=args.progress,
+        )
+    except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"normalize-batch: {e}", file=sys.stderr)
+        return 2
+    print(summary.render(), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""`normalize-batch` on an embedded Ray (2 workers, this machine's CPUs): nothing lost, nothing twice, in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from normalizer.batch import JobMismatch, run  # noqa: E402
+
+# The restorers below travel to Ray's workers by value: the workers cannot import this test module.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class SwapRestorer:
+    """Restores "mentioned" to "said"; fails on texts holding BOOM; `exit_marker`: the first call in a process
+    that finds no marker file creates it and kills the process (a worker lost mid-shard)."""
+
+    def __init__(self, exit_marker: str | None = None, delay: float = 0.0):
+        self.exit_marker, self.delay = exit_marker, delay
+
+    def restore_batch(self, texts, batch_size=None):
+        from normalizer.core import Edit, Restoration
+
+        if self.exit_marker and not os.path.exists(self.exit_marker):
+            open(self.exit_marker, "w").close()
+            os._exit(1)
+        time.sleep(self.delay)
+        out = []
+        for text in texts:
+            if "BOOM" in text:
+                raise RuntimeError("boom")
+            k = text.find("mentioned")
+            edits = [Edit(k, k + 9, "mentioned", "said", 0.9)] if k >= 0 else []
+            out.append(Restoration.of(text, edits, []))
+        return out
+
+
+def factory(**kwargs):
+    return lambda: SwapRestorer(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def texts(n: int) -> list[str]:
+    return [
+        f"Record {i}: the minister mentioned {i} jobs." if i % 3 == 0 else f"Record {i} is clean." for i in range(n)
+    ]
+
+
+def read_parquet_dir(path) -> list[dict]:
+    rows = []
+    for f in sorted(path.glob("part-*.parquet")):
+        rows += pq.read_table(f).to_pylist()
+    return rows
+
+
+def test_jsonl_two_workers_keeps_every_record_in_order(tmp_path, ray_session):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": i, "text": t, "tags": ["x"] * (i % 2)}) + "\n" for i, t in enumerate(texts(500)))
+    )
+    summary = run([src], tmp_path / "out", workers=2, shard_size=100, restorer_factory=factory(), progress=False)
+    rows = read_parquet_dir(tmp_path / "out")
+    assert summary.records == len(rows) == 500 and summary.shards == 5 and summary.errors == 0
+    assert [r["position"] for r in rows] == list(range(500)) == [r["id"] for r in rows]
+    assert rows[3]["restored"] == "Record 3: the minister said 3 jobs." and rows[3]["text"] == texts(500)[3]
+    assert rows[4]["restored"] == rows[4]["text"] and rows[4]["edits"] == "[]" and rows[4]["error"] is None
+    assert rows[1]["tags"] == ["x"] and json.loads(rows[0]["edits"])[0]["after"] == "said"
+    assert summary.edits == 167 and rows[3]["spin_score"] > 0
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["shards"]) == 5
+    assert manifest["job"]["sources"][0]["records"] == 500 and len(manifest["job"]["sources"][0]["sha256"]) == 64
+
+
+def test_parquet_in_jsonl_out_round_trip(tmp_path, ray_session):
+    table = pa.table({"body": texts(250), "n": pa.array(range(250), pa.int32()), "when": pa.array([1.5] * 250)})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=60)  # shards cut across row groups
+    run(
+        [tmp_path / "in.parquet"],
+        tmp_path / "out",
+        field="body",
+        format="jsonl",
+        workers=2,
+        shard_size=100,
+        restorer_factory=factory(),
+        progress=False,
+    )
+    rows = [json.loads(line) for f in sorted((tmp_path / "out").glob("part-*.jsonl")) for line in f.open()]
+    assert [r["n"] for r in rows] == list(range(250)) == [r["position"] for r in rows]
+    assert all(r["body"] == t and r["when"] == 1.5 for r, t in zip(rows, texts(250)))
+    assert rows[0]["restored"] == "Record 0: the minister said 0 jobs." and rows[0]["edits"][0]["before"] == "mentioned"
+    # Parquet out keeps the input's column types.
+    run(
+        [tmp_path / "in.parquet"],
+        tmp_path / "out2",
+        field="body",
+        workers=1,
+        shard_size=100,
+        restorer_factory=factory(),
+        progress=False,
+    )
+    schema = pq.read_table(sorted((tmp_path / "out2").glob("part-*.parquet"))[0]).schema
+    assert schema.field("n").type == pa.int32() and schema.field("position").type == pa.int64()
+
+
+def test_bad_records_pass_through_with_an_error(tmp_path, ray_session):
+    lines = [
+        json.dumps({"text": "She mentioned it."}).encode(),
+        b'{"text": "caf\xe9 mentioned"}',  # invalid UTF-8
+        b"not json at all",
+        b"[1, 2]",
+        json.dumps({"text": 42}).encode(),
+        json.dumps({"other": "x"}).encode(),
+        json.dumps({"text": "x" * 500}).encode(),  # over --max-chars
+        json.dumps({"text": "BOOM mentioned"}).encode(),  # the restorer fails on it
+        json.dumps({"text": "He mentioned more."}).encode(),
+        json.dumps({"text": "a", "edits": 1}).encode(),  # clashes with an output column
+    ]
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b"\n".join(lines))  # and no newline at the end
+    summary = run(
+        [src], tmp_path / "out", workers=2, shard_size=4, max_chars=100, restorer_factory=factory(), progress=False
+    )
+    rows = read_parquet_dir(tmp_path / "out")
+    assert len(rows) == summary.records == len(lines) and [r["position"] for r in rows] == list(range(len(lines)))
+    errors = [r["error"] for r in rows]
+    assert errors[0] is None and errors[8] is None and rows[8]["restored"] == "He said more."
+    assert errors[1].startswith("invalid UTF-8") and rows[1]["raw"] == lines[1]
+    assert errors[2].startswith("not JSON") and errors[3].startswith("a JSON list")
+    assert "not a string" in errors[4] and errors[5] == "no field 'text'" and errors[6].startswith("over-long")
+    assert rows[6]["restored"] == "x" * 500  # passed through unchanged
+    assert errors[7].startswith("restoration failed") and rows[7]["restored"] == "BOOM mentioned"
+    assert "clashes" in errors[9] and rows[9]["raw"] == lines[9]
+    assert summary.errors == 8
+
+
+def test_a_worker_lost_mid_shard_is_retried_without_duplicates(tmp_path, ray_session):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts(300)) + "\n")
+    marker = tmp_path / "died-once"
+    summary = run(
+        [src],
+        tmp_path / "out",
+        workers=2,
+        shard_size=50,
+        restorer_factory=factory(exit_marker=str(marker)),
+        progress=False,
+    )
+    assert marker.exists()  # a worker did die
+    rows = read_parquet_dir(tmp_path / "out")
+    assert [r["position"] for r in rows] == list(range(300)) and summary.records == 300
+    assert [r["text"] for r in rows] == texts(300) and len(list((tmp_path / "out").glob("part-*"))) == 6
+    assert not list((tmp_path / "out").glob(".part-*"))  # no temporary file left
+
+
+def test_a_killed_job_resumes_where_it_stopped(tmp_path, ray_session):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts(400)))
+    out = tmp_path / "out"
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_batch import factory
+        from normalizer.batch import run
+        run([{str(src)!r}], {str(out)!r}, workers=1, shard_size=50, restorer_factory=factory(delay=0.3),
+            progress=False)
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    manifest = out / "_manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and len(json.loads(manifest.read_text())["shards"]) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = json.loads(manifest.read_text())["shards"]
+    assert 2 <= len(finished) < 8
+    before = {e["file"]: (out / e["file"]).stat().st_mtime_ns for e in finished.values()}
+
+    summary = run([src], out, workers=2, shard_size=50, restorer_factory=factory(delay=0.3), progress=False)
+    assert summary.skipped == len(finished) and summary.records == 400
+    assert {f: (out / f).stat().st_mtime_ns for f in before} == before  # finished shards untouched
+    rows = read_parquet_dir(out)
+    assert [r["position"] for r in rows] == list(range(400)) and [r["text"] for r in rows] == texts(400)
+    # Another job in the same folder is refused before anything runs.
+    with pytest.raises(JobMismatch):
+        run([src], out, field="body", shard_size=50, restorer_factory=factory(), progress=False)
+
+
+def test_command_runs_the_saved_model_in_the_workers(tmp_path, ray_session, saved_model_dir, capsys):
+    from normalizer.batch import main
+
+    src = tmp_path / "in.txt"
+    src.write_bytes("\n".join(texts(30)).encode() + b"\n\xff\xfe broken line\n")
+    code = main(
+        [
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(saved_model_dir),
+            "--engine",
+            "seq2seq",
+            "--shard-size",
+            "16",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    rows = read_parquet_dir(tmp_path / "out")
+    assert [r["text"] for r in rows[:30]] == texts(30) and all(isinstance(r["restored"], str) for r in rows[:30])
+    assert rows[30]["error"].startswith("invalid UTF-8") and rows[30]["raw"] == b"\xff\xfe broken line"
+    assert "31 records in 2 shards" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o2")]) == 2
+    assert "input not found" in capsys.readouterr().err
+
+
+def test_hugging_face_dataset_shard_without_ray(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from normalizer.batch import Settings, plan_shards, process_shard, scan
+
+    datasets.Dataset.from_dict({"text": texts(25), "k": list(range(25))}).save_to_disk(str(tmp_path / "ds"))
+    src = scan(tmp_path / "ds", 10)
+    shards = plan_shards([src], 10)
+    assert src.kind == "hf" and src.records == 25 and [s.count for s in shards] == [10, 10, 5]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = process_shard(SwapRestorer(), src, shards[1], Settings(shard_size=10), out)
+    rows = pq.read_table(out / result["file"]).to_pylist()
+    assert [r["k"] for r in rows] == list(range(10, 20)) == [r["position"] for r in rows]
+    assert rows[2]["restored"] == "Record 12: the minister said 12 jobs." and result["edits"] == 3  # rows 12, 15, 18
