@@ -3,7 +3,7 @@
     python -m evaluation.run --model models/default --baselines identity lexicon \
         --testsets data/testsets/*.jsonl --out reports/default
 
-For each system and test set: the metrics of `evaluation.metrics`; slices per spinner profile and spin rate (each
+For each system and test set: the metrics of `normalizer.metrics`; slices per spinner profile and spin rate (each
 synthetic file is one profile x rate; the report also pools them into training profiles vs held-out profiles); for
 models, precision and recall across the confidence knob (a second run of the seq2seq model alone, one pass, at
 min_confidence 0, edits then filtered by confidence: what a higher `min_confidence` does to one pass); and the worst
@@ -22,25 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from evaluation.metrics import evaluate, wer
 from evaluation.testsets import load_testset
 from normalizer.core import Normalizer, Restoration
 from normalizer.edits import words
+from normalizer.metrics import THRESHOLDS, apply_edits, evaluate, wer
 
 logger = logging.getLogger(__name__)
-
-THRESHOLDS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-
-
-def apply_edits(text: str, r: Restoration, threshold: float) -> str:
-    """`text` with the edits of `r` whose confidence is at least `threshold`."""
-    out, pos = [], 0
-    for e in r.edits:
-        if e.confidence >= threshold:
-            out += [text[pos : e.start], e.after]
-            pos = e.end
-    out.append(text[pos:])
-    return "".join(out)
 
 
 def word_diff(a: str, b: str) -> str:

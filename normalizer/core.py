@@ -24,8 +24,8 @@ from normalizer.checkpoint import check_model_folder, read_json_object
 from normalizer.device import resolve_device
 from normalizer.edits import (
     SEP,
+    Edit,
     GuardConfig,
-    Located,
     detokenize,
     guard_reason,
     locate_edits,
@@ -45,21 +45,6 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "normalizer_config.json"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 TARGET_FORMATS = ("edits", "full")
-
-
-@dataclass(frozen=True)
-class Edit:
-    """A word swap in the input: `text[start:end]` (== `before`) becomes `after`."""
-
-    start: int
-    end: int
-    before: str
-    after: str
-    confidence: float
-    """How sure the system is of this edit, 0 to 1: the seq2seq model's probability of it, or the pipeline
-    ranker's probability that it restores the original."""
-    scores: tuple[tuple[str, float], ...] = ()
-    """The score parts behind `confidence` (pipeline: language-model gain, channel evidence, ...), by name."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +281,7 @@ class Normalizer:
         piece_texts = [texts[d][a:b] for d, a, b in pieces]
         gains: dict[tuple[str, int, int, str], float] = {}
         proposals = self._propose_passes(piece_texts, batch_size, progress, gains)
-        per_doc: list[list[tuple[int, str, list[tuple[Located, float]]]]] = [[] for _ in texts]
+        per_doc: list[list[tuple[int, str, list[Edit]]]] = [[] for _ in texts]
         for (d, a, _), piece, located in zip(pieces, piece_texts, proposals):
             per_doc[d].append((a, piece, located))
         return [self._assemble(text, found, gains) for text, found in zip(texts, per_doc)]
@@ -328,24 +313,22 @@ class Normalizer:
             todo += [(la, lb)] if lb > la else []
         return out
 
-    def _assemble(
-        self, text: str, found: list[tuple[int, str, list[tuple[Located, float]]]], gains: dict
-    ) -> Restoration:
+    def _assemble(self, text: str, found: list[tuple[int, str, list[Edit]]], gains: dict) -> Restoration:
         edits, rejected = [], []
         for offset, piece, located in found:
-            for loc, conf in located:
-                edit = Edit(offset + loc.start, offset + loc.end, loc.before, loc.after, conf)
-                reason = self._reason(piece, loc, conf, gains)
+            for loc in located:
+                edit = dataclasses.replace(loc, start=offset + loc.start, end=offset + loc.end)
+                reason = self._reason(piece, loc, gains)
                 if reason is None:
                     edits.append(edit)
                 elif reason != "no change":
                     rejected.append(Rejection(edit, reason))
         return Restoration.of(text, edits, rejected)
 
-    def _reason(self, piece: str, loc: Located, conf: float, gains: dict) -> str | None:
+    def _reason(self, piece: str, loc: Edit, gains: dict) -> str | None:
         """Why an edit is not applied (None: it is): the guard, then the confidence, then the reranker."""
         reason = guard_reason(loc.before, loc.after, self.guard)
-        if reason is None and conf < self.min_confidence:
+        if reason is None and loc.confidence < self.min_confidence:
             reason = "low confidence"
         if reason is None and self.reranker is not None:
             gain = gains.get((piece, loc.start, loc.end, loc.after))
@@ -353,25 +336,23 @@ class Normalizer:
                 reason = f"language model prefers the input ({gain:+.1f} nats)"
         return reason
 
-    def _accepted(self, piece: str, located: list[tuple[Located, float]], gains: dict) -> list[tuple[Located, float]]:
-        return [(loc, conf) for loc, conf in located if self._reason(piece, loc, conf, gains) is None]
+    def _accepted(self, piece: str, located: list[Edit], gains: dict) -> list[Edit]:
+        return [loc for loc in located if self._reason(piece, loc, gains) is None]
 
-    def _rerank(self, pieces: list[str], results: list[list[tuple[Located, float]]], gains: dict) -> None:
+    def _rerank(self, pieces: list[str], results: list[list[Edit]], gains: dict) -> None:
         """Score, with the reranker, every edit that passes the guard and the confidence threshold (into `gains`)."""
         if self.reranker is None:
             return
         keys = []
         for piece, located in zip(pieces, results):
-            for loc, conf in located:
+            for loc in located:
                 key = (piece, loc.start, loc.end, loc.after)
-                if key not in gains and self._reason(piece, loc, conf, {}) is None:
+                if key not in gains and self._reason(piece, loc, {}) is None:
                     keys.append(key)
         pairs = [(piece, piece[:a] + after + piece[b:]) for piece, a, b, after in keys]
         gains.update(zip(keys, self.reranker.gains(pairs)))
 
-    def _propose_passes(
-        self, pieces: list[str], batch_size: int, progress: bool, gains: dict
-    ) -> list[list[tuple[Located, float]]]:
+    def _propose_passes(self, pieces: list[str], batch_size: int, progress: bool, gains: dict) -> list[list[Edit]]:
         """`_propose`, then `passes - 1` more rounds over the pieces that the previous round changed. A later
         round's edits are mapped back to the piece's own offsets; one that touches an earlier edit is dropped."""
         results = self._propose(pieces, batch_size, progress)
@@ -386,7 +367,7 @@ class Normalizer:
                 # Apply this round's accepted edits to the piece; remember, per applied edit, where it sits in the
                 # repaired text and how it shifted what follows.
                 out, pos, spans = [], 0, []
-                for loc, _ in sorted(accepted, key=lambda x: x[0].start):
+                for loc in sorted(accepted, key=lambda e: e.start):
                     out.append(pieces[i][pos : loc.start])
                     new_start = sum(map(len, out))
                     out.append(loc.after)
@@ -403,12 +384,12 @@ class Normalizer:
             again = self._propose([current[i] for i in redo], batch_size, progress)
             self._rerank([current[i] for i in redo], again, gains)
             for i, located in zip(redo, again):
-                kept = {(loc.start, loc.end) for loc, _ in self._accepted(pieces[i], results[i], gains)}
+                kept = {(loc.start, loc.end) for loc in self._accepted(pieces[i], results[i], gains)}
                 merged = list(results[i])
-                for loc, conf in located:
+                for loc in located:
                     mapped = _map_back(loc, shifts[i])
                     if mapped is not None and (mapped.start, mapped.end) not in kept:
-                        merged.append((mapped, conf))
+                        merged.append(mapped)
                         # The reranker judged this edit in the repaired piece; keep its verdict for the original.
                         verdict = gains.get((current[i], loc.start, loc.end, loc.after))
                         if verdict is not None:
@@ -417,9 +398,9 @@ class Normalizer:
         return results
 
     @torch.inference_mode()
-    def _propose(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[tuple[Located, float]]]:
+    def _propose(self, pieces: list[str], batch_size: int, progress: bool) -> list[list[Edit]]:
         """Model proposals for each piece: located edits (piece offsets) with confidences."""
-        results: list[list[tuple[Located, float]]] = [[] for _ in pieces]
+        results: list[list[Edit]] = [[] for _ in pieces]
         if not pieces:
             return results
         encoded = self.tokenizer.encode_batch(pieces)
@@ -476,7 +457,7 @@ class Normalizer:
             result.append((ids[:n], lp[:n]))
         return result
 
-    def _interpret(self, piece: str, ids: list[int], logps: list[float]) -> list[tuple[Located, float]]:
+    def _interpret(self, piece: str, ids: list[int], logps: list[float]) -> list[Edit]:
         if self.config.target_format == "full":
             return self._interpret_full(piece, ids, logps)
         # Split the output at <sep> and EOS. An edit's confidence is the probability of its tokens and of the
@@ -493,9 +474,9 @@ class Normalizer:
             if parsed:
                 spans.append(parsed[0])
                 confs.append(math.exp(sum(logps[a : b + 1])))
-        return [(loc, confs[loc.index]) for loc in locate_edits(piece, spans)]
+        return locate_edits(piece, spans, confs)
 
-    def _interpret_full(self, piece: str, ids: list[int], logps: list[float]) -> list[tuple[Located, float]]:
+    def _interpret_full(self, piece: str, ids: list[int], logps: list[float]) -> list[Edit]:
         """Align a full-sentence output to the input word by word; each differing run becomes an edit."""
         output = self.tokenizer.decode(ids)
         src, tgt = word_tokens(piece), word_tokens(output)
@@ -517,24 +498,24 @@ class Normalizer:
             toks = [k for k, e in enumerate(ends) if e > a_chr and (k == 0 or ends[k - 1] < b_chr)]
             conf = math.exp(sum(logps[k] for k in toks)) if toks else 1.0
             start, end = src[i1].start, src[i2 - 1].end
-            found.append((Located(start, end, piece[start:end], after, len(found)), conf))
+            found.append(Edit(start, end, piece[start:end], after, conf))
         return found
 
 
-def _map_back(loc: Located, spans: list[tuple[int, int, int, int]]) -> Located | None:
-    """A located edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair."""
+def _map_back(loc: Edit, spans: list[tuple[int, int, int, int]]) -> Edit | None:
+    """An edit in a repaired piece, in the original piece's offsets; None where it overlaps a repair."""
     mapped = map_back(loc.start, loc.end, spans)
-    return None if mapped is None else Located(mapped[0], mapped[1], loc.before, loc.after, loc.index)
+    return None if mapped is None else dataclasses.replace(loc, start=mapped[0], end=mapped[1])
 
 
-def _non_overlapping(located: list[tuple[Located, float]], keep: set[tuple[int, int]]) -> list[tuple[Located, float]]:
+def _non_overlapping(located: list[Edit], keep: set[tuple[int, int]]) -> list[Edit]:
     """Sorted by start, without overlaps: edits in `keep` first, then the others by confidence."""
-    ranked = sorted(located, key=lambda x: ((x[0].start, x[0].end) not in keep, -x[1]))
-    chosen: list[tuple[Located, float]] = []
-    for loc, conf in ranked:
-        if all(loc.end <= c.start or loc.start >= c.end for c, _ in chosen):
-            chosen.append((loc, conf))
-    return sorted(chosen, key=lambda x: x[0].start)
+    ranked = sorted(located, key=lambda e: ((e.start, e.end) not in keep, -e.confidence))
+    chosen: list[Edit] = []
+    for loc in ranked:
+        if all(loc.end <= c.start or loc.start >= c.end for c in chosen):
+            chosen.append(loc)
+    return sorted(chosen, key=lambda e: e.start)
 
 
 __all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer"]

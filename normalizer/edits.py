@@ -98,19 +98,23 @@ def disambiguate(tokens: list[Token], start: int, first: int, last: int, origina
 
 
 @dataclass(frozen=True)
-class Located:
-    """An edit anchored in the input: character span [start, end) holds `before`, to be replaced by `after`."""
+class Edit:
+    """A word swap in the input: `text[start:end]` (== `before`) becomes `after`."""
 
     start: int
     end: int
     before: str
     after: str
-    index: int
-    """Position of the edit in the model output (to look up its confidence)."""
+    confidence: float
+    """How sure the system is of this edit, 0 to 1: the seq2seq model's probability of it, or the pipeline
+    ranker's probability that it restores the original."""
+    scores: tuple[tuple[str, float], ...] = ()
+    """The score parts behind `confidence` (pipeline: language-model gain, channel evidence, ...), by name."""
 
 
-def locate_edits(text: str, spans: list[Span]) -> list[Located]:
+def locate_edits(text: str, spans: list[Span], confidences: list[float] | None = None) -> list[Edit]:
     """Anchor edits in `text`, left to right; an edit whose `before` is not found after the previous one is dropped.
+    `confidences[k]` (default 1.0) is the confidence of `spans[k]`.
 
     The replacement keeps the input's own whitespace style: `after` words are joined with single spaces, except that
     punctuation hugs the word before it as it did in the input.
@@ -127,7 +131,8 @@ def locate_edits(text: str, spans: list[Span]) -> list[Located]:
             continue
         j = i + len(needle)
         start, end = tokens[i].start, tokens[j - 1].end
-        out.append(Located(start, end, text[start:end], detokenize(words(span.after)), index))
+        conf = confidences[index] if confidences is not None else 1.0
+        out.append(Edit(start, end, text[start:end], detokenize(words(span.after)), conf))
         cursor = j
     return out
 

@@ -101,7 +101,7 @@ class Channel:
 def gold_edits(spun: str, original: str) -> dict[tuple[int, int], tuple[str, ...]]:
     """Word edits that turn `spun` back into `original`: {(first, last) spun token span: original words}.
 
-    Equal-length replacements are split into one-word edits (as `evaluation.metrics` scores them)."""
+    Equal-length replacements are split into one-word edits (as `normalizer.metrics` scores them)."""
     import difflib
 
     from normalizer.edits import tokenize, words

@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 from evaluation.baselines import LexiconBaseline, identity
-from evaluation.metrics import evaluate
 from evaluation.run import evaluate_all, metrics_only, write_report
+from normalizer.metrics import evaluate
 from training.lexicon import Lexicon
 
 ROWS = [

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evaluation.metrics import edit_counts, edit_distance, evaluate, extract_edits, f_beta, over_correction, wer
+from normalizer.metrics import edit_counts, edit_distance, evaluate, extract_edits, f_beta, over_correction, wer
 
 
 def test_edit_distance():

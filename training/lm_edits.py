@@ -89,8 +89,8 @@ def dev_sample(pairs: str, size: int, seed: int) -> dict:
 
 def score_seq2seq(model_dir: str, dev: dict, min_confidence: float | None) -> dict:
     """A seq2seq checkpoint on the same dev sentences, as the comparison (its own min_confidence when None)."""
-    from evaluation.metrics import evaluate
     from normalizer import Normalizer
+    from normalizer.metrics import evaluate
 
     kwargs = {} if min_confidence is None else {"min_confidence": min_confidence}
     normalizer = Normalizer.from_pretrained(model_dir, device="cpu", **kwargs)
@@ -103,7 +103,7 @@ def score_seq2seq(model_dir: str, dev: dict, min_confidence: float | None) -> di
 
 
 def train_and_score_lm(args: argparse.Namespace, dev: dict, out: Path) -> dict:
-    from evaluation.metrics import evaluate
+    from normalizer.metrics import evaluate
     from training.pairs import load_pairs
     from training.train import keep_with_clean_cap
 

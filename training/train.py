@@ -357,7 +357,7 @@ def export_model(directory: Path, model, tokenizer, config: TrainConfig, metrics
 
 def evaluate_dev(model, tokenizer, dev: dict, config: TrainConfig, device) -> dict:
     """Restoration metrics on dev pairs, through the same Normalizer users get."""
-    from evaluation.metrics import evaluate
+    from normalizer.metrics import evaluate
 
     normalizer = Normalizer(model, tokenizer, InferenceConfig(target_format=config.target_format), device=device)
     was_training = model.training

@@ -16,9 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from evaluation.metrics import evaluate
-from evaluation.run import THRESHOLDS, apply_edits
 from normalizer.core import Normalizer
+from normalizer.metrics import THRESHOLDS, apply_edits, evaluate
 
 
 def tune(

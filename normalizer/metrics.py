@@ -10,6 +10,9 @@ case-sensitive), so spacing differences never count.
   one-word edits, as M2/ERRANT score word edits); precision, recall and F0.5 compare system edits to gold edits.
 - Over-correction: the share of words the spinner left alone that the system changed.
 - Exact match, and chrF/BLEU through sacrebleu as secondary numbers.
+- `apply_edits` and `THRESHOLDS`: one restoration's output at each confidence threshold, for precision/recall curves.
+
+Here, not in `evaluation/`, because training (dev scores, threshold tuning) needs them as much as the harness does.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from normalizer.edits import words
+from normalizer.edits import splice, words
 
 EditKey = tuple[int, int, tuple[str, ...]]
+
+
+THRESHOLDS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+"""Confidence thresholds of a seq2seq model's precision/recall curve."""
+
+
+def apply_edits(text: str, restoration, threshold: float) -> str:
+    """`text` with the edits of `restoration` whose confidence is at least `threshold`."""
+    return splice(text, [e for e in restoration.edits if e.confidence >= threshold])
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
