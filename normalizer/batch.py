@@ -279,26 +279,25 @@ def _parse_line(kind: str, row: int, line: bytes, settings: Settings) -> Record:
 
 
 def restore_records(restorer, records: list[Record], batch_size: int | None) -> dict[int, Any]:
-    """Restorations by record index; a failing batch is retried record by record, and a record that fails alone
-    keeps its error and passes through unchanged."""
+    """Restorations by record index, the shard's records in one call (the restorer batches and length-sorts them).
+    If the call fails, each half is tried again, down to single records; a record that fails alone keeps the error
+    and passes through unchanged."""
     todo = [k for k, r in enumerate(records) if r.text is not None and r.error is None]
     found: dict[int, Any] = {}
+    kwargs = {"batch_size": batch_size} if batch_size else {}
 
     def attempt(idx: list[int]) -> None:
         try:
-            kwargs = {"batch_size": batch_size} if batch_size else {}
-            for k, res in zip(idx, restorer.restore_batch([records[k].text for k in idx], **kwargs)):
-                found[k] = res
+            found.update(zip(idx, restorer.restore_batch([records[k].text for k in idx], **kwargs)))
         except Exception as e:  # noqa: BLE001 - one bad record must not cost the others
             if len(idx) == 1:
                 records[idx[0]].error = f"restoration failed ({type(e).__name__}: {e})"
                 return
-            for k in idx:
-                attempt([k])
+            attempt(idx[: len(idx) // 2])
+            attempt(idx[len(idx) // 2 :])
 
-    step = max(batch_size or 64, 1)
-    for a in range(0, len(todo), step):
-        attempt(todo[a : a + step])
+    if todo:
+        attempt(todo)
     return found
 
 
