@@ -27,17 +27,18 @@ class AdapterMismatch(ValueError):
 def base_identity(base: str | Path) -> tuple[Path, str]:
     """(the base's loadable path, its SHA-256): of the GGUF file for `smollm2` or a `.gguf`, else of the folder's
     `model.safetensors`."""
-    from normalizer.lm import SMOLLM2, _sha256, smollm2_file
+    from normalizer.checkpoint import sha256_file
+    from normalizer.lm import SMOLLM2, smollm2_file
 
     path = smollm2_file() if str(base) == SMOLLM2 else Path(base)
     if path.is_dir():
         weights = path / "model.safetensors"
         if not weights.is_file():
             raise FileNotFoundError(f"{path}: no model.safetensors (a LoRA base must be a safetensors model)")
-        return path, _sha256(weights)
+        return path, sha256_file(weights)
     if not path.is_file():
         raise FileNotFoundError(f"base model not found: {path}")
-    return path, _sha256(path)
+    return path, sha256_file(path)
 
 
 def check_adapter_folder(directory: Path) -> dict:

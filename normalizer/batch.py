@@ -301,13 +301,6 @@ def restore_records(restorer, records: list[Record], batch_size: int | None) -> 
     return found
 
 
-def _edit_json(edit) -> dict:
-    obj = {k: v for k, v in edit.__dict__.items() if k != "scores"}
-    if edit.scores:
-        obj["scores"] = {name: round(value, 4) for name, value in edit.scores}
-    return obj
-
-
 def _jsonable(value):
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
@@ -320,13 +313,15 @@ def process_shard(restorer, src: Source, shard: Shard, settings: Settings, out_d
     """Read, restore and write one shard (atomically); its counts."""
     t0 = time.perf_counter()
     records, table = read_records(src, shard, settings)
+    from normalizer.edits import edit_json
+
     found = restore_records(restorer, records, batch_size)
     added = {name: [] for name in (settings.output_field, *ADDED)}
     n_edits = 0
     for k, rec in enumerate(records):
         res = found.get(k)
         added[settings.output_field].append(res.text if res is not None else rec.text)
-        added["edits"].append(json.dumps([_edit_json(e) for e in res.edits], ensure_ascii=False) if res else None)
+        added["edits"].append(json.dumps([edit_json(e) for e in res.edits], ensure_ascii=False) if res else None)
         added["spin_score"].append(round(res.spin_score, 6) if res is not None else None)
         added["error"].append(rec.error)
         added["position"].append(shard.position + k)
@@ -469,6 +464,7 @@ def load_restorer(settings: Settings):
 
 def model_fingerprint(settings: Settings) -> dict:
     """The model folder's files with their SHA-256, so a resumed job cannot mix two models' output."""
+    from normalizer.checkpoint import sha256_file
     from normalizer.core import DEFAULT_MODEL
 
     directory = Path(settings.model) if settings.model else DEFAULT_MODEL
@@ -477,7 +473,7 @@ def model_fingerprint(settings: Settings) -> dict:
     files = {}
     for p in sorted(directory.iterdir()):
         if p.is_file():
-            files[p.name] = _hash_files([p])[1]
+            files[p.name] = sha256_file(p)
     return {"path": str(directory), "files": files}
 
 

@@ -6,6 +6,7 @@ refused, weights are read only from safetensors, and every JSON file must hold t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -94,3 +95,12 @@ def check_model_folder(directory: Path) -> None:
             raise ValueError(f"{config}: {key!r} must be an integer, got {data[key]!r}")
     for path in weights:
         check_safetensors(path)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from normalizer.core import Normalizer, Restoration
+from normalizer.edits import edit_json
 
 CHUNK_LINES = 256
 
@@ -141,14 +142,6 @@ def set_field(text: str, key: str, value: str) -> str:
         return text[:a] + encoded + text[b:]
     sep = ", " if spans else ""
     return f"{text[:close]}{sep}{dump_json(key)}: {encoded}{text[close:]}"
-
-
-def edit_json(edit) -> dict:
-    """An edit as a JSON-ready dict (score parts as an object, left out when there are none)."""
-    obj = {k: v for k, v in edit.__dict__.items() if k != "scores"}
-    if edit.scores:
-        obj["scores"] = {name: round(value, 4) for name, value in edit.scores}
-    return obj
 
 
 def render(line: Line, result: Restoration | None, args) -> bytes:

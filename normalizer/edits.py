@@ -112,6 +112,14 @@ class Edit:
     """The score parts behind `confidence` (pipeline: language-model gain, channel evidence, ...), by name."""
 
 
+def edit_json(edit) -> dict:
+    """An edit as a JSON-ready dict (score parts as an object, left out when there are none)."""
+    obj = {k: v for k, v in edit.__dict__.items() if k != "scores"}
+    if edit.scores:
+        obj["scores"] = {name: round(value, 4) for name, value in edit.scores}
+    return obj
+
+
 def locate_edits(text: str, spans: list[Span], confidences: list[float] | None = None) -> list[Edit]:
     """Anchor edits in `text`, left to right; an edit whose `before` is not found after the previous one is dropped.
     `confidences[k]` (default 1.0) is the confidence of `spans[k]`.

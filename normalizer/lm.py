@@ -15,7 +15,6 @@ transformers reads them.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from normalizer.checkpoint import check_model_folder
+from normalizer.checkpoint import check_model_folder, sha256_file
 from normalizer.checkpoint import refuse_custom_code as refuse_custom_code  # re-exported
 from normalizer.device import resolve_device
 
@@ -60,14 +59,6 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -226,7 +217,7 @@ class LanguageModel:
 
 def _converted_gguf(path: Path) -> Path:
     """A safetensors copy of a GGUF model in the cache (made once: de-quantising takes about half a minute)."""
-    digest = _sha256(path)
+    digest = sha256_file(path)
     target = CACHE_DIR / "lm" / digest[:16]
     if (target / "model.safetensors").exists() and (target / "source.json").exists():
         return target
