@@ -174,9 +174,9 @@ def train(args) -> None:
         logger.info("dev: %s", row)
         model.train()
 
-    start, minutes_before, next_eval = time.perf_counter(), state["minutes"], state["minutes"] + args.eval_every
     if state["step"] == 0:
         evaluation()
+    start, minutes_before, next_eval = time.perf_counter(), state["minutes"], state["minutes"] + args.eval_every
     loss_sum, n = 0.0, 0
     while state["minutes"] < args.minutes:
         batches = bucketed(lengths, args.batch_size, args.seed + state["epoch"])
