@@ -368,7 +368,7 @@ class Pipeline:
         out: list[list[tuple[int, int, str, float]]] = [[] for _ in pieces]
         found = self.seq2seq._propose([pieces[i] for i in fits], self.config.batch_size, False)
         for i, located in zip(fits, found):
-            out[i] = [(loc.start, loc.end, loc.after, conf) for loc, conf in located]
+            out[i] = [(e.start, e.end, e.after, e.confidence) for e in located]
         return out
 
     def _candidates(self, text: str, tokens, proposals=()) -> list[Candidate]:

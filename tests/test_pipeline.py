@@ -263,3 +263,17 @@ def test_second_pass_maps_edits_back_to_the_input(pipeline):
     assert map_back(k, k + 7, repairs) == (text.index("profits"), text.index("profits") + 7)
     said = repaired.index("said")
     assert map_back(said, said + 4, repairs) is None  # a span over a repair has no place in the input
+
+
+def test_seq2seq_proposals_join_the_candidates(table, lm, normalizer):
+    from helpers import scripted
+
+    from normalizer.edits import Span, make_target
+
+    s2s = scripted(
+        normalizer, lambda piece: make_target([Span("mentioned", "declared")]) if "mentioned" in piece else ""
+    )
+    p = Pipeline(table, lm, ranker_trusting("seq2seq_proposed"), None, None, PipelineConfig(gate=-100.0), seq2seq=s2s)
+    assert p._seq2seq_proposals(["He mentioned it.", "Shares fell."]) == [[(3, 12, "declared", 1.0)], []]
+    r = p.restore("He mentioned it.")
+    assert r.text == "He declared it." and r.edits[0].after == "declared"
