@@ -195,7 +195,8 @@ class Record:
 
 
 def _strip_newline(line: bytes) -> bytes:
-    return line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+    """A line without its "\n" (already split off) and the "\r" of a CRLF ending."""
+    return line[:-1] if line.endswith(b"\r") else line
 
 
 def read_records(src: Source, shard: Shard, settings: Settings) -> tuple[list[Record], Any]:
@@ -204,7 +205,10 @@ def read_records(src: Source, shard: Shard, settings: Settings) -> tuple[list[Re
         with open(src.path, "rb") as f:
             f.seek(shard.byte_start)
             data = f.read(shard.byte_end - shard.byte_start)
-        lines = data.splitlines(keepends=True)
+        # Records end at "\n" only, as `scan_lines` counted them (a lone "\r" is part of its line).
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
         if len(lines) != shard.count:
             raise RuntimeError(f"{src.path} changed since the job was planned (shard {shard.name})")
         return [

@@ -131,6 +131,8 @@ def test_bad_records_pass_through_with_an_error(tmp_path, ray_session):
         json.dumps({"text": "BOOM mentioned"}).encode(),  # the restorer fails on it
         json.dumps({"text": "He mentioned more."}).encode(),
         json.dumps({"text": "a", "edits": 1}).encode(),  # clashes with an output column
+        b'{"text": "one\rline"}',  # a lone CR is no line break
+        json.dumps({"text": "CRLF mentioned"}).encode() + b"\r",  # a CRLF ending
     ]
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b"\n".join(lines))  # and no newline at the end
@@ -147,7 +149,9 @@ def test_bad_records_pass_through_with_an_error(tmp_path, ray_session):
     assert rows[6]["restored"] == "x" * 500  # passed through unchanged
     assert errors[7].startswith("restoration failed") and rows[7]["restored"] == "BOOM mentioned"
     assert "clashes" in errors[9] and rows[9]["raw"] == lines[9]
-    assert summary.errors == 8
+    assert errors[10].startswith("not JSON") and rows[10]["raw"] == lines[10]  # a raw CR is not valid JSON
+    assert rows[11]["restored"] == "CRLF said" and errors[11] is None
+    assert summary.errors == 9
 
 
 def test_a_worker_lost_mid_shard_is_retried_without_duplicates(tmp_path, ray_session):
