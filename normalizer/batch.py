@@ -790,6 +790,11 @@ def main(argv: list[str] | None = None) -> int:
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - a failed job says so in a line; its finished shards stay for a rerun
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        print(f"normalize-batch: the job failed ({type(e).__name__}: {first}); finished shards are kept in "
+              f"{args.output}: run the same command again to resume", file=sys.stderr)  # fmt: skip
+        return 1
     print(summary.render(), file=sys.stderr)
     return 0
 
