@@ -178,7 +178,11 @@ def train(args) -> None:
         evaluation()
     start, minutes_before, next_eval = time.perf_counter(), state["minutes"], state["minutes"] + args.eval_every
     loss_sum, n = 0.0, 0
-    while state["minutes"] < args.minutes:
+
+    def done() -> bool:
+        return state["minutes"] >= args.minutes or state["step"] >= args.max_steps
+
+    while not done():
         batches = bucketed(lengths, args.batch_size, args.seed + state["epoch"])
         done_in_epoch = state.get("batch", 0)
         for b in batches[done_in_epoch:]:
@@ -201,7 +205,7 @@ def train(args) -> None:
                 next_eval += args.eval_every
                 # evaluation time is not training time
                 start, minutes_before = time.perf_counter(), state["minutes"]
-            if state["minutes"] >= args.minutes:
+            if done():
                 break
         else:
             state["epoch"] += 1
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             p.add_argument("--out", required=True)
             p.add_argument("--minutes", type=float, default=60.0, help="training CPU minutes (evaluation excluded)")
+            p.add_argument("--max-steps", type=int, default=10**9)
             p.add_argument("--eval-every", type=float, default=20.0, help="minutes between dev evaluations")
             p.add_argument("--eval-size", type=int, default=100)
             p.add_argument("--rank", type=int, default=16)
