@@ -283,26 +283,15 @@ def _parse_line(kind: str, row: int, line: bytes, settings: Settings) -> Record:
 
 
 def restore_records(restorer, records: list[Record], batch_size: int | None) -> dict[int, Any]:
-    """Restorations by record index, the shard's records in one call (the restorer batches and length-sorts them).
-    If the call fails, each half is tried again, down to single records; a record that fails alone keeps the error
-    and passes through unchanged."""
+    """Restorations by record index (the shard's records in one call, see `restore_each`); a record whose
+    restoration fails keeps the error and passes through unchanged."""
+    from normalizer.api import restore_each
+
     todo = [k for k, r in enumerate(records) if r.text is not None and r.error is None]
-    found: dict[int, Any] = {}
-    kwargs = {"batch_size": batch_size} if batch_size else {}
-
-    def attempt(idx: list[int]) -> None:
-        try:
-            found.update(zip(idx, restorer.restore_batch([records[k].text for k in idx], **kwargs)))
-        except Exception as e:  # noqa: BLE001 - one bad record must not cost the others
-            if len(idx) == 1:
-                records[idx[0]].error = f"restoration failed ({type(e).__name__}: {e})"
-                return
-            attempt(idx[: len(idx) // 2])
-            attempt(idx[len(idx) // 2 :])
-
-    if todo:
-        attempt(todo)
-    return found
+    found, failed = restore_each(restorer, [records[k].text for k in todo], batch_size)
+    for i, message in failed.items():
+        records[todo[i]].error = message
+    return {todo[i]: res for i, res in found.items()}
 
 
 def _jsonable(value):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from normalizer.api import restore_each
 from normalizer.core import Normalizer, Restoration
 from normalizer.edits import edit_json
 
@@ -163,21 +164,12 @@ def render(line: Line, result: Restoration | None, args) -> bytes:
 
 
 def restore_lines(lines: list[Line], normalizer: Normalizer, batch_size: int) -> dict[int, Restoration]:
-    """Restorations by `id(line)`. If the batch fails, each line is tried alone, and a line that fails alone is
-    marked to pass through unchanged (with the reason), so one bad line never costs the others."""
-    try:
-        results = normalizer.restore_batch([ln.text for ln in lines], batch_size=batch_size)
-        return {id(ln): r for ln, r in zip(lines, results)}
-    except Exception as e:  # noqa: BLE001 - any failure of one line must not lose the rest
-        if len(lines) == 1:
-            lines[0].skip = f"restoration failed ({type(e).__name__}: {e}); passed through unchanged"
-            lines[0].text = None
-            return {}
-        logging.getLogger(__name__).debug("batch failed (%s); retrying line by line", e)
-    found = {}
-    for ln in lines:
-        found.update(restore_lines([ln], normalizer, batch_size))
-    return found
+    """Restorations by `id(line)` (see `restore_each`); a line that fails alone is marked to pass through unchanged
+    (with the reason), so one bad line never costs the others."""
+    found, failed = restore_each(normalizer, [ln.text for ln in lines], batch_size)
+    for k, message in failed.items():
+        lines[k].skip, lines[k].text = f"{message}; passed through unchanged", None
+    return {id(lines[k]): r for k, r in found.items()}
 
 
 def process(chunk: list[Line], normalizer: Normalizer, args, out: BinaryIO) -> None:
