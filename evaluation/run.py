@@ -106,8 +106,9 @@ def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, li
             start = time.time()
             outputs = fn(spun)
             entry["systems"][name] = _system_entry(spun, outputs, original, alternatives, time.time() - start, n_worst)
-            if hasattr(fn, "table"):  # a pipeline: how many swapped words have their original among its candidates
+            if getattr(fn, "table", None) is not None:  # a pipeline: how many swapped words its candidates reach
                 entry["systems"][name]["metrics"]["ceiling"] = candidate_ceiling(fn.table, spun, original)
+            if hasattr(fn, "last_low"):  # edits with probabilities: the curve across thresholds
                 curve = []
                 for t in PIPELINE_THRESHOLDS:
                     outs = [apply_edits(s, r, t) for s, r in zip(spun, fn.last_low)]
@@ -135,22 +136,41 @@ def candidate_ceiling(table, spun: list[str], original: list[str]) -> float:
 PIPELINE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-class PipelineSystem:
-    """A pipeline checkpoint as a system of the harness: texts in, restored texts out. Each call also keeps the
-    restorations at the lowest curve threshold, for the precision/recall curve across thresholds."""
+class ThresholdSystem:
+    """A restorer whose edits carry probabilities, as a system of the harness: texts in, texts restored at its own
+    threshold out. Each call also keeps the restorations at the lowest curve threshold, for the precision/recall
+    curve across thresholds."""
+
+    table = None
+
+    def __init__(self, restorer, threshold: float):
+        self.restorer, self.threshold = restorer, threshold
+        self.last_low: list[Restoration] = []
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        low = min(PIPELINE_THRESHOLDS[0], self.threshold)
+        self.last_low = self.restorer.restore_batch(texts, progress=True, threshold=low)
+        return [apply_edits(t, r, self.threshold) for t, r in zip(texts, self.last_low)]
+
+
+class PipelineSystem(ThresholdSystem):
+    """A pipeline checkpoint as a system of the harness (with its candidate table, for the ceiling)."""
 
     def __init__(self, path: str, lm: str, device: str):
         from normalizer.pipeline import Pipeline
 
-        self.pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
-        self.table = self.pipeline.table
-        self.last_low: list[Restoration] = []
+        pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
+        super().__init__(pipeline, pipeline.config.threshold or pipeline.ranker.threshold)
+        self.pipeline, self.table = pipeline, pipeline.table
 
-    def __call__(self, texts: list[str]) -> list[str]:
-        threshold = self.pipeline.config.threshold or self.pipeline.ranker.threshold
-        low = min(PIPELINE_THRESHOLDS[0], threshold)
-        self.last_low = self.pipeline.restore_batch(texts, progress=True, threshold=low)
-        return [apply_edits(t, r, threshold) for t, r in zip(texts, self.last_low)]
+
+class WriterSystem(ThresholdSystem):
+    """An edit writer (LoRA adapter folder) restoring on its own, at `threshold` (its min_confidence)."""
+
+    def __init__(self, adapter: str, lm: str, device: str, threshold: float):
+        from normalizer.writer import EditWriter
+
+        super().__init__(EditWriter.from_pretrained(adapter, lm, device=device), threshold)
 
 
 def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
@@ -306,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rerank-margin", type=float, default=0.0)
     parser.add_argument("--pipeline", nargs="*", default=[], help="pipeline checkpoints (name=DIR or DIR)")
     parser.add_argument("--lm", default="smollm2", help="the pipelines' language model")
+    parser.add_argument("--writer", nargs="*", default=[], help="edit-writer adapters restoring alone (name=DIR)")
+    parser.add_argument("--writer-threshold", type=float, default=0.5, help="the writers' min_confidence")
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each test set only (0 = all)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
@@ -334,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.pipeline:
         name, _, path = spec.rpartition("=")
         baselines[name or Path(path).name] = PipelineSystem(path, args.lm, args.device)
+    for spec in args.writer:
+        name, _, path = spec.rpartition("=")
+        baselines[name or Path(path).name] = WriterSystem(path, args.lm, args.device, args.writer_threshold)
     results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size, limit=args.limit)
     results["description"] = (
         f"Command: `python -m evaluation.run {' '.join(argv)}`. "

@@ -735,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="output shards' format")
     p.add_argument("--input-format", choices=KINDS, help="override the format guessed from each input's name")
     p.add_argument("--model", help="checkpoint folder (default: the shipped model, or $NORMALIZER_MODEL)")
-    p.add_argument("--engine", choices=("auto", "pipeline", "seq2seq"), default="auto")
+    p.add_argument("--engine", choices=("auto", "pipeline", "seq2seq", "writer"), default="auto")
     p.add_argument("--lm", help="language model for the pipeline (local HF folder or .gguf; default SmolLM2)")
     p.add_argument("--min-confidence", type=float, help="apply edits at least this sure (default: the model's)")
     p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")

@@ -210,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--engine",
-        choices=("auto", "pipeline", "seq2seq"),
+        choices=("auto", "pipeline", "seq2seq", "writer"),
         default="auto",
-        help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; auto "
+        help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; writer: "
+        "the language model with the checkpoint's LoRA adapter (writer/) writing the edits alone; auto "
         "(default): the pipeline when the checkpoint has one and its language model loads, else seq2seq (said on "
         "stderr)",
     )

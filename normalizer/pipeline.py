@@ -31,12 +31,13 @@ from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
 from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restoration
 from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, tokenize
 from normalizer.lm import SMOLLM2, LanguageModel
-from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker
+from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, WRITER_FEATURES, Channel, Ranker
 from normalizer.segment import segment
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_FILE = "pipeline_config.json"
+ENGINES = ("auto", "pipeline", "seq2seq", "writer")
 _SPINTAX_RE = re.compile(r"\{([^{}\n]*)\}")
 _VOWEL = set("aeiouAEIOU")
 
@@ -63,6 +64,9 @@ class PipelineConfig:
     """1, or 2: pieces the first pass changed are scored again with those edits applied."""
     seq2seq: bool = True
     """Add the checkpoint's seq2seq model's proposals to the candidates (when the checkpoint has one)."""
+    writer: bool = False
+    """Score each rescored candidate with the checkpoint's edit writer (`writer/`, a LoRA adapter over the LM):
+    two more ranker features (`WRITER_FEATURES`). The ranker must have been trained with them."""
 
     def __post_init__(self):
         if self.passes not in (1, 2):
@@ -115,6 +119,7 @@ class Pipeline:
         config: PipelineConfig | None = None,
         guard: GuardConfig = GuardConfig(),
         seq2seq=None,
+        writer=None,
     ):
         self.table = table
         self.lm = lm
@@ -126,6 +131,13 @@ class Pipeline:
         self.guard = guard
         self.seq2seq = seq2seq
         """Optional seq2seq `Normalizer` whose proposals join the candidates (and are a feature of every candidate)."""
+        self.writer = writer
+        """Optional `normalizer.writer.EditWriter` that scores every rescored candidate (`WRITER_FEATURES`)."""
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The names of the vector each `Scored` candidate carries (what the ranker was trained on)."""
+        return FEATURES + WRITER_FEATURES if self.writer is not None else FEATURES
 
     @classmethod
     def from_pretrained(
@@ -140,17 +152,22 @@ class Pipeline:
         config = PipelineConfig.load(directory)
         if overrides:
             config = PipelineConfig(**{**asdict(config), **overrides})
-        seq2seq = None
+        seq2seq = writer = None
         if config.seq2seq and (directory / "config.json").is_file():
             seq2seq = Normalizer.from_pretrained(directory, device=device)
+        if config.writer:
+            from normalizer.writer import WRITER_DIR, EditWriter
+
+            writer = EditWriter.from_pretrained(directory / WRITER_DIR, lm, device=device)
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             LanguageModel.from_pretrained(lm, device=device),
-            Ranker.load(directory),
+            Ranker.load(directory, features=FEATURES + WRITER_FEATURES if writer is not None else FEATURES),
             Channel.load(directory),
             Ranker.load(directory, PRERANKER_FILE, CHEAP_FEATURES),
             config,
             seq2seq=seq2seq,
+            writer=writer,
         )
 
     # ---- public API -------------------------------------------------------------------------------------------
@@ -239,7 +256,7 @@ class Pipeline:
         refused: list[Rejection] = []
         for p, _, s in sorted(best.values(), key=lambda x: -x[0]):
             c = s.candidate
-            edit = Edit(c.start, c.end, c.before, c.after, p, tuple(zip(FEATURES, s.features)))
+            edit = Edit(c.start, c.end, c.before, c.after, p, tuple(zip(self.features, s.features)))
             if p < threshold:
                 if p >= threshold / 2:
                     refused.append(Rejection(edit, "low confidence"))
@@ -356,6 +373,12 @@ class Pipeline:
         for i, k, c, score, gain, surprisal in done:
             gap = gain - span_best[(i, c.first, c.last)]
             results[i].append(Scored(c, feats[i][k] + [score, gain, gap, surprisal]))
+        if self.writer is not None:
+            live = [i for i, found in enumerate(results) if found]
+            requests = [(pieces[i], [(s.candidate.before, s.candidate.after) for s in results[i]]) for i in live]
+            for i, scores in zip(live, self.writer.score_candidates(requests)):
+                for s, pair in zip(results[i], scores):
+                    s.features += list(pair)
         return results
 
     def _seq2seq_proposals(self, pieces: list[str]) -> list[list[tuple[int, int, str, float]]]:
@@ -442,10 +465,17 @@ def load(
     min_confidence: float | None = None,
 ):
     """The restorer a checkpoint offers: the pipeline (`engine="pipeline"`), the seq2seq model alone (`"seq2seq"`),
-    or `"auto"`: the pipeline when the checkpoint has one and the language model loads, else the seq2seq model,
-    saying why in one logged warning. `min_confidence` is the pipeline's threshold or the seq2seq model's."""
-    if engine not in ("auto", "pipeline", "seq2seq"):
-        raise ValueError(f"engine must be auto, pipeline or seq2seq, got {engine!r}")
+    the edit writer alone (`"writer"`: the LM with the checkpoint's `writer/` adapter), or `"auto"`: the pipeline
+    when the checkpoint has one and the language model loads, else the seq2seq model, saying why in one logged
+    warning. `min_confidence` is the pipeline's threshold, the seq2seq model's or the writer's."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "writer":
+        from normalizer.writer import WRITER_DIR, EditWriter
+
+        directory = Path(path) if path is not None else DEFAULT_MODEL
+        options = {} if min_confidence is None else {"min_confidence": min_confidence}
+        return EditWriter.from_pretrained(directory / WRITER_DIR, lm, device=device, **options)
     if engine == "pipeline" or (engine == "auto" and has_pipeline(path)):
         try:
             return Pipeline.from_pretrained(path, lm=lm, device=device, threshold=min_confidence)

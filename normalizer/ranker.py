@@ -44,6 +44,9 @@ CHEAP_FEATURES = (
 """Features known after the one pass per sentence: the pre-ranker's (see `normalizer.pipeline`)."""
 FEATURES = (*CHEAP_FEATURES, "prerank", "lm_gain", "gain_gap", "spun_surprisal")
 """The ranker's features: the cheap ones, the pre-ranker's log-probability, and the full-span rescoring."""
+WRITER_FEATURES = ("writer_after", "writer_first")
+"""With an edit writer (`normalizer.writer`): log P(after | sentence, before<to>) and log P(before<to> after |
+sentence), the fine-tuned LM's direct model of the swap."""
 
 
 @dataclass

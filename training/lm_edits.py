@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
+from normalizer.writer import PROMPT  # one prompt for training and inference
+
 logger = logging.getLogger(__name__)
-PROMPT = "{bos}{spun}\nEdits:"
 
 
 def load_lm(path: str = "smollm2"):

@@ -187,6 +187,8 @@ def train(args) -> None:
         done_in_epoch = state.get("batch", 0)
         for b in batches[done_in_epoch:]:
             lr = args.lr * min(1.0, (state["step"] + 1) / args.warmup_steps)
+            if args.decay:  # linear to zero at --minutes, counted from the first run's start
+                lr *= max(0.0, 1.0 - state["minutes"] / args.minutes)
             loss_sum += train_step(model, optimizer, pad_batch([encoded[i] for i in b], tokenizer.pad_token_id),
                                    args.bf16, lr)  # fmt: skip
             n += 1
@@ -195,7 +197,7 @@ def train(args) -> None:
             state["batch"] = state.get("batch", 0) + 1
             state["minutes"] = minutes_before + (time.perf_counter() - start) / 60
             if state["step"] % args.log_every == 0:
-                row = {"step": state["step"], "pairs": state["pairs"], "loss": round(loss_sum / n, 4)}
+                row = {"step": state["step"], "pairs": state["pairs"], "loss": round(loss_sum / n, 4), "lr": lr}
                 log.write(json.dumps({**row, "cpu_minutes": round(state["minutes"], 2)}) + "\n")
                 log.flush()
                 loss_sum, n = 0.0, 0
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--top-layers", type=int, help="LoRA only in the last N layers (faster backward)")
             p.add_argument("--lr", type=float, default=3e-4)
             p.add_argument("--warmup-steps", type=int, default=20)
+            p.add_argument("--decay", action="store_true", help="learning rate falls linearly to zero at --minutes")
             p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast only on AMX/AVX512-BF16/GPU)")
             p.add_argument("--log-every", type=int, default=10)
             p.add_argument("--seed", type=int, default=0)

@@ -7,6 +7,8 @@
    candidate is labelled by whether it is the original at that span (`normalizer.ranker.gold_edits`). The scored
    features are cached (`--cache`), so refitting costs seconds.
 3. Ranker: logistic regression; stored with the lowest threshold whose dev precision reaches `--min-precision`.
+With `--writer ADAPTER` (an edit writer from `python -m training.lm_lora train`) every rescored candidate also gets
+the writer's two scores (`WRITER_FEATURES`), and the adapter is copied into the checkpoint's `writer/`.
 The checkpoint folder gets `candidates.npz`, `channel.json.gz`, `ranker.json`, `pipeline_config.json` and
 `ranker_training.json` (the command, counts and the dev table per threshold).
 """
@@ -27,7 +29,8 @@ import numpy as np
 from normalizer.candidates import CANDIDATES_FILE, CandidateTable
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.pipeline import Pipeline, PipelineConfig
-from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, Channel, Ranker, gold_edits
+from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, WRITER_FEATURES, Channel, Ranker, gold_edits
+from normalizer.writer import WRITER_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def labelled_features(pipeline: Pipeline, spun: list[str], original: list[str], 
             xs.append(sc.features)
             ys.append(_label(gold, sc.candidate))
             groups.append((k, sc.candidate.first, sc.candidate.last))
-    return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(ys), groups
+    return np.array(xs, dtype=np.float64).reshape(-1, len(pipeline.features)), np.array(ys), groups
 
 
 def labelled_cheap_features(
@@ -124,6 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         default="models/default",
         help="seq2seq checkpoint whose proposals join the candidates ('' for none)",
     )
+    parser.add_argument(
+        "--writer",
+        type=Path,
+        help="LoRA adapter folder of an edit writer (python -m training.lm_lora): its scores become two more "
+        "features, and the adapter is copied into the checkpoint's writer/",
+    )
     parser.add_argument("--n", type=int, default=1500, help="dev sentences to fit the ranker on")
     parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
     parser.add_argument("--channel-n", type=int, default=0, help="training pairs counted by the channel (0 = all)")
@@ -171,7 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
     targets = [dev[i]["target"] for i in idx]
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
-    config = PipelineConfig(seq2seq=bool(args.seq2seq))
+    config = PipelineConfig(seq2seq=bool(args.seq2seq), writer=args.writer is not None)
+    features = FEATURES + WRITER_FEATURES if args.writer else FEATURES
+    if args.writer:
+        from normalizer.adapter import check_adapter_folder
+
+        check_adapter_folder(args.writer)
     loaded: list[Pipeline] = []
 
     def pipeline() -> Pipeline:
@@ -181,7 +195,12 @@ def main(argv: list[str] | None = None) -> None:
 
             seq2seq = Normalizer.from_pretrained(args.seq2seq) if args.seq2seq else None
             table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
-            loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
+            writer = None
+            if args.writer:
+                from normalizer.writer import EditWriter
+
+                writer = EditWriter.from_pretrained(args.writer, args.lm)
+            loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq, writer=writer))
         return loaded[0]
 
     pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None
@@ -208,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.cache:
             np.savez(args.cache, x=x, y=y, groups=np.array(groups))
     logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
-    ranker = Ranker.fit(x, y)
+    if x.shape[1] != len(features):
+        raise SystemExit(f"{args.cache}: {x.shape[1]} features cached, this run computes {len(features)}")
+    ranker = Ranker.fit(x, y, features=features)
     table_rows = decision_table(ranker.prob(x), y, groups, n_gold)
     sure = [r for r in table_rows if r["precision"] >= args.min_precision and r["edits"]]
     best = sure[0] if sure else max(table_rows, key=lambda r: r["f0.5"])
@@ -217,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     preranker.save(args.out, PRERANKER_FILE)
     channel.save(args.out)
     config.save(args.out)
+    if args.writer and args.writer.resolve() != (args.out / WRITER_DIR).resolve():
+        shutil.rmtree(args.out / WRITER_DIR, ignore_errors=True)
+        shutil.copytree(args.writer, args.out / WRITER_DIR, ignore=shutil.ignore_patterns("README.md"))
     if args.candidates.resolve() != (args.out / CANDIDATES_FILE).resolve():
         shutil.copyfile(args.candidates, args.out / CANDIDATES_FILE)
     report = {
