@@ -138,3 +138,20 @@ def test_cli_writer_engine(taught, tmp_path):
     args = [str(src), "-o", str(out), "--model", str(tmp_path / "ckpt"), "--lm", str(base), "--no-progress"]
     assert main([*args, "--engine", "writer", "--device", "cpu"]) == 0
     assert out.read_text() == "He said it.\nThe firm rose.\n"
+
+
+def test_tune_stores_the_best_dev_threshold(taught, tmp_path):
+    import datasets
+
+    from training.lm_lora import main
+
+    base, adapter = taught
+    shutil.copytree(adapter, tmp_path / "run" / "adapter")
+    rows = {"spun": [s for s, _ in PAIRS], "original": ["He said it.", "The firm rose.", "Shares fell on Tuesday."]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "pairs" / "dev" / "shard-00000"))
+    argv = ["tune", "--adapter", str(tmp_path / "run" / "adapter"), "--pairs", str(tmp_path / "pairs"), "--n", "3"]
+    main([*argv, "--lm", str(base), "--threads", "1"])
+    chosen = json.loads((tmp_path / "run" / "adapter" / WRITER_CONFIG).read_text())["min_confidence"]
+    table = json.loads((tmp_path / "run" / "writer_tuning.json").read_text())
+    assert table["chosen"]["min_confidence"] == chosen and table["chosen"]["recall"] == 1.0
+    assert EditWriter.from_pretrained(tmp_path / "run" / "adapter", base).min_confidence == chosen

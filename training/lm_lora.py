@@ -8,6 +8,7 @@ so padding costs little.
     python -m training.lm_lora measure --pairs data/pairs --steps 6        # pairs/s of each variant, side by side
     python -m training.lm_lora train --pairs data/pairs --out runs/lora --minutes 60 --eval-every 20
     python -m training.lm_lora train ... --out runs/lora                   # again: resumes from its checkpoint
+    python -m training.lm_lora tune --adapter runs/lora/adapter --pairs data/pairs --n 200   # its min_confidence
 
 `train` writes into `--out`: `adapter/` (the LoRA adapter, safetensors, with the base's SHA-256: load it with
 `normalizer.adapter.load_adapter`), `state.pt` (optimizer, step, data position; tensors only), `train_log.jsonl` and
@@ -215,9 +216,46 @@ def train(args) -> None:
     save()
 
 
+def tune(args) -> dict:
+    """The writer's `min_confidence` on dev pairs: restore `n` of them once with every edit kept, score each
+    threshold, store the best F0.5 (precision counts twice) in the adapter's `writer_config.json`, the table in
+    `writer_tuning.json`. Only dev data: test sets stay unseen."""
+    from normalizer.metrics import THRESHOLDS, apply_edits, evaluate
+    from normalizer.writer import WRITER_CONFIG, EditWriter
+    from training.pairs import load_pairs
+
+    torch.set_num_threads(args.threads)
+    adapter = Path(args.adapter)
+    dev = load_pairs(args.pairs, "dev").shuffle(seed=args.seed).select(range(args.n))
+    spun, original = list(dev["spun"]), list(dev["original"])
+    writer = EditWriter.from_pretrained(adapter, args.lm, min_confidence=0.0)
+    start = time.perf_counter()
+    restorations = writer.restore_batch(spun, batch_size=args.batch_size, progress=True)
+    seconds = time.perf_counter() - start
+    table, keys = [], ("f0.5", "err", "precision", "recall", "over_correction")
+    for t in (0.0, *THRESHOLDS):
+        outputs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
+        m = evaluate(spun, outputs, original, sacrebleu_scores=False)
+        table.append({"min_confidence": t, **{k: m[k] for k in keys}})
+    best = max(table, key=lambda row: (row["f0.5"], row["err"]))
+    (adapter / WRITER_CONFIG).write_text(json.dumps({"min_confidence": best["min_confidence"]}) + "\n")
+    result = {"dev_pairs": args.n, "seed": args.seed, "sentences_per_second": round(args.n / seconds, 2),
+              "chosen": best, "table": table}  # fmt: skip
+    (adapter.parent / "writer_tuning.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("tune")
+    t.add_argument("--adapter", required=True, help="adapter folder (from train)")
+    t.add_argument("--pairs", required=True)
+    t.add_argument("--lm", default="smollm2")
+    t.add_argument("--n", type=int, default=200)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--threads", type=int, default=2)
     for name in ("measure", "train"):
         p = sub.add_parser(name)
         p.add_argument("--pairs", required=True)
@@ -245,7 +283,9 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.command == "measure":
+    if args.command == "tune":
+        print(json.dumps(tune(args)["chosen"]))
+    elif args.command == "measure":
         result = measure(args)
         print(json.dumps(result, indent=1))
         if args.out:
