@@ -34,7 +34,7 @@ from normalizer.edits import (
     splice,
 )
 from normalizer.edits import tokenize as word_tokens
-from normalizer.segment import segment
+from normalizer.segment import text_list, word_pieces
 from normalizer.tokenizer import SPM_FILE, HfTokenizer, SpmTokenizer, load_tokenizer
 
 if TYPE_CHECKING:
@@ -262,21 +262,11 @@ class Normalizer:
     def restore_batch(self, texts: Iterable[str], batch_size: int = 32, progress: bool = False) -> list[Restoration]:
         """`restore` over many documents (any iterable of strings, read once); pieces of all documents are batched
         together, sorted by length."""
-        if isinstance(texts, str):
-            raise TypeError("restore_batch takes a list of strings; use restore() for one string")
-        texts = list(texts)
+        texts = text_list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        for k, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
-        # Pieces without a letter (numbers, symbols, emoji) hold no word to swap back and skip the model.
         pieces = [
-            (d, a, b)
-            for d, text in enumerate(texts)
-            for a0, b0 in segment(text, self.config.max_words)
-            if any(ch.isalpha() for ch in text[a0:b0])
-            for a, b in self._fit(text, a0, b0)
+            (d, a, b) for d, a0, b0 in word_pieces(texts, self.config.max_words) for a, b in self._fit(texts[d], a0, b0)
         ]
         piece_texts = [texts[d][a:b] for d, a, b in pieces]
         gains: dict[tuple[str, int, int, str], float] = {}

@@ -32,7 +32,7 @@ from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restorat
 from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, tokenize
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, WRITER_FEATURES, Channel, Ranker
-from normalizer.segment import segment
+from normalizer.segment import text_list, word_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -190,22 +190,12 @@ class Pipeline:
     ) -> list[Restoration]:
         """Restore documents (any iterable of strings, read once). `batch_size` (sentences per language-model
         pass) and `threshold` (ranker probability to apply an edit) override the configured ones for this call."""
-        if isinstance(texts, str):
-            raise TypeError("restore_batch takes a list of strings; use restore() for one string")
-        texts = list(texts)
-        for k, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
+        texts = text_list(texts)
         if self.ranker is None:
             raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
         threshold = threshold if threshold is not None else self.config.threshold
         threshold = threshold if threshold is not None else self.ranker.threshold
-        pieces = [
-            (d, a, b)
-            for d, text in enumerate(texts)
-            for a, b in segment(text, self.config.max_words)
-            if any(ch.isalpha() for ch in text[a:b])
-        ]
+        pieces = word_pieces(texts, self.config.max_words)
         found = self._restore_pieces([texts[d][a:b] for d, a, b in pieces], threshold, batch_size, progress)
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]

@@ -8,6 +8,7 @@ spans is whitespace, which the caller copies through unchanged.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from normalizer.edits import tokenize
 
@@ -73,3 +74,25 @@ def segment(text: str, max_words: int = 48) -> list[tuple[int, int]]:
     if max_words < 1:
         raise ValueError(f"max_words must be >= 1, got {max_words}")
     return [piece for a, b in sentence_spans(text) for piece in split_long(text, a, b, max_words)]
+
+
+def text_list(texts: Iterable[str]) -> list[str]:
+    """`texts` (any iterable of strings, read once) as a list; a lone string or a non-string item is a TypeError."""
+    if isinstance(texts, str):
+        raise TypeError("restore_batch takes a list of strings; use restore() for one string")
+    texts = list(texts)
+    for k, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
+    return texts
+
+
+def word_pieces(texts: list[str], max_words: int = 48) -> list[tuple[int, int, int]]:
+    """(document index, start, end) of every piece of every text (see `segment`) that has a letter in it: pieces
+    without one (numbers, symbols, emoji) hold no word to swap back and skip the models."""
+    return [
+        (d, a, b)
+        for d, text in enumerate(texts)
+        for a, b in segment(text, max_words)
+        if any(c.isalpha() for c in text[a:b])
+    ]

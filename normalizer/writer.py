@@ -25,7 +25,7 @@ import torch
 from normalizer.core import Rejection, Restoration
 from normalizer.edits import SEP, TO, Edit, GuardConfig, guard_reason, locate_edits, parse_target
 from normalizer.lm import SMOLLM2, LanguageModel
-from normalizer.segment import segment
+from normalizer.segment import text_list, word_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -112,19 +112,9 @@ class EditWriter:
         threshold: float | None = None,
     ) -> list[Restoration]:
         """Restore documents; edits below `threshold` (default `min_confidence`) are reported as rejected."""
-        if isinstance(texts, str):
-            raise TypeError("restore_batch takes a list of strings; use restore() for one string")
-        texts = list(texts)
-        for k, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{k}] is {type(t).__name__}, expected str")
+        texts = text_list(texts)
         threshold = self.min_confidence if threshold is None else threshold
-        pieces = [
-            (d, a, b)
-            for d, text in enumerate(texts)
-            for a, b in segment(text, self.max_words)
-            if any(ch.isalpha() for ch in text[a:b])
-        ]
+        pieces = word_pieces(texts, self.max_words)
         proposed = self.propose([texts[d][a:b] for d, a, b in pieces], batch_size, progress)
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
