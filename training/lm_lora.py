@@ -233,7 +233,7 @@ def tune(args) -> dict:
     restorations = writer.restore_batch(spun, batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
     table, keys = [], ("f0.5", "err", "precision", "recall", "over_correction")
-    for t in (0.0, *THRESHOLDS):
+    for t in THRESHOLDS:
         outputs = [apply_edits(s, r, t) for s, r in zip(spun, restorations)]
         m = evaluate(spun, outputs, original, sacrebleu_scores=False)
         table.append({"min_confidence": t, **{k: m[k] for k in keys}})
