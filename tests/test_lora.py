@@ -102,7 +102,7 @@ def test_training_resumes_from_its_checkpoint(base_dir, tmp_path):
         datasets.Dataset.from_dict(rows).save_to_disk(str(pairs / split / "shard-00000"))
     args = dict(pairs=str(pairs), lm=str(base_dir), out=str(tmp_path / "run"), batch_size=4, threads=1, minutes=60.0,
                 eval_every=60.0, eval_size=2, rank=4, top_layers=None, lr=1e-3, warmup_steps=1, bf16=False,
-                log_every=1, seed=0)  # fmt: skip
+                decay=True, log_every=1, seed=0)  # fmt: skip
     train(argparse.Namespace(**args, max_steps=3))
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
     assert state["step"] == 3 and state["pairs"] == 12 and (tmp_path / "run" / "adapter" / "base.json").is_file()
@@ -111,5 +111,7 @@ def test_training_resumes_from_its_checkpoint(base_dir, tmp_path):
     assert state["step"] == 8 and state["pairs"] == 32 and state["epoch"] == 1
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
     assert [r["step"] for r in log] == list(range(1, 9))  # one log, no step twice
+    rates = [r["lr"] for r in log]
+    assert all(0 < y < x for x, y in zip(rates[1:], rates[2:]))  # --decay: falling after the one warm-up step
     curve = [json.loads(line) for line in (tmp_path / "run" / "curve.jsonl").open()]
     assert [r["step"] for r in curve] == [0]  # the start is evaluated once, not again on resume
