@@ -722,6 +722,8 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from normalizer.pipeline import ENGINES
+
     p = argparse.ArgumentParser(
         prog="normalize-batch",
         description="Restore spun text in whole corpora (JSONL, Parquet, text lines, saved Hugging Face datasets) "
@@ -735,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="output shards' format")
     p.add_argument("--input-format", choices=KINDS, help="override the format guessed from each input's name")
     p.add_argument("--model", help="checkpoint folder (default: the shipped model, or $NORMALIZER_MODEL)")
-    p.add_argument("--engine", choices=("auto", "pipeline", "seq2seq", "writer"), default="auto")
+    p.add_argument("--engine", choices=ENGINES, default="auto")
     p.add_argument("--lm", help="language model for the pipeline (local HF folder or .gguf; default SmolLM2)")
     p.add_argument("--min-confidence", type=float, help="apply edits at least this sure (default: the model's)")
     p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")

@@ -26,6 +26,7 @@ from typing import BinaryIO
 from normalizer.api import restore_each
 from normalizer.core import Normalizer, Restoration
 from normalizer.edits import edit_json
+from normalizer.pipeline import ENGINES
 
 CHUNK_LINES = 256
 
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--engine",
-        choices=("auto", "pipeline", "seq2seq", "writer"),
+        choices=ENGINES,
         default="auto",
         help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; writer: "
         "the language model with the checkpoint's LoRA adapter (writer/) writing the edits alone; auto "

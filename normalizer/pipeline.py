@@ -31,7 +31,7 @@ from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
 from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restoration
 from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, tokenize
 from normalizer.lm import SMOLLM2, LanguageModel
-from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, WRITER_FEATURES, Channel, Ranker
+from normalizer.ranker import CHEAP_FEATURES, PRERANKER_FILE, Channel, Ranker, ranker_features
 from normalizer.segment import text_list, word_pieces
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class PipelineConfig:
 
 @dataclass
 class Scored:
-    """A candidate edit with its features (the `FEATURES` vector) once scored."""
+    """A candidate edit with its features (the `Pipeline.features` vector) once scored."""
 
     candidate: Candidate
     features: list[float]
@@ -137,7 +137,7 @@ class Pipeline:
     @property
     def features(self) -> tuple[str, ...]:
         """The names of the vector each `Scored` candidate carries (what the ranker was trained on)."""
-        return FEATURES + WRITER_FEATURES if self.writer is not None else FEATURES
+        return ranker_features(self.writer is not None)
 
     @classmethod
     def from_pretrained(
@@ -162,7 +162,7 @@ class Pipeline:
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             LanguageModel.from_pretrained(lm, device=device),
-            Ranker.load(directory, features=FEATURES + WRITER_FEATURES if writer is not None else FEATURES),
+            Ranker.load(directory, features=ranker_features(writer is not None)),
             Channel.load(directory),
             Ranker.load(directory, PRERANKER_FILE, CHEAP_FEATURES),
             config,

@@ -49,6 +49,11 @@ WRITER_FEATURES = ("writer_after", "writer_first")
 sentence), the fine-tuned LM's direct model of the swap."""
 
 
+def ranker_features(writer: bool) -> tuple[str, ...]:
+    """The ranker's feature names, with or without an edit writer's."""
+    return FEATURES + WRITER_FEATURES if writer else FEATURES
+
+
 @dataclass
 class Channel:
     """Counts of (original -> spun) swaps seen in pairs, and of each original word as a target of any swap."""

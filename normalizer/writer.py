@@ -218,12 +218,11 @@ class EditWriter:
     @torch.inference_mode()
     def score_candidates(self, requests: list[tuple[str, list[tuple[str, str]]]]) -> list[list[tuple[float, float]]]:
         """For each (piece, [(before, after), ...]): per candidate (log P(` after` | piece, ` before<to>`),
-        log P(` before<to> after` | piece)), the candidate scored as the list's first edit. Pieces over
-        `max_prompt_tokens` score 0 for every candidate."""
+        log P(` before<to> after` | piece)), the candidate scored as the list's first edit. Every piece is scored
+        whatever its length (the pipeline bounds its pieces: `PipelineConfig.max_lm_tokens`)."""
         out: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * len(c) for _, c in requests]
         live = [k for k, (piece, cands) in enumerate(requests) if cands]
         prompts = {k: self.prompt_ids(requests[k][0]) for k in live}
-        live = [k for k in live if len(prompts[k]) <= self.max_prompt_tokens]
         for a in range(0, len(live), self.batch_size):
             chunk = live[a : a + self.batch_size]
             state = self.lm.first_pass([prompts[k] for k in chunk], [[] for _ in chunk])

@@ -29,7 +29,7 @@ import numpy as np
 from normalizer.candidates import CANDIDATES_FILE, CandidateTable
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.pipeline import Pipeline, PipelineConfig
-from normalizer.ranker import CHEAP_FEATURES, FEATURES, PRERANKER_FILE, WRITER_FEATURES, Channel, Ranker, gold_edits
+from normalizer.ranker import CHEAP_FEATURES, PRERANKER_FILE, Channel, Ranker, gold_edits, ranker_features
 from normalizer.writer import WRITER_DIR
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     targets = [dev[i]["target"] for i in idx]
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
     config = PipelineConfig(seq2seq=bool(args.seq2seq), writer=args.writer is not None)
-    features = FEATURES + WRITER_FEATURES if args.writer else FEATURES
+    features = ranker_features(args.writer is not None)
     if args.writer:
         from normalizer.adapter import check_adapter_folder
 
