@@ -143,6 +143,20 @@ class InferenceConfig:
         (Path(directory) / CONFIG_FILE).write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
 
+class DocumentCalls:
+    """`normalize`, `normalize_batch` and `restore` for a restorer that defines `restore_batch(texts, batch_size,
+    progress, threshold)` with `batch_size=None` meaning its own (the pipeline, the edit writer)."""
+
+    def normalize(self, text: str) -> str:
+        return self.restore(text).text
+
+    def normalize_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False) -> list[str]:
+        return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
+
+    def restore(self, text: str) -> Restoration:
+        return self.restore_batch([text])[0]
+
+
 class Normalizer:
     """Restores spun text with a seq2seq checkpoint. Build it with `Normalizer.from_pretrained(path)`."""
 
@@ -508,4 +522,4 @@ def _non_overlapping(located: list[Edit], keep: set[tuple[int, int]]) -> list[Ed
     return sorted(chosen, key=lambda e: e.start)
 
 
-__all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer"]
+__all__ = ["Edit", "Rejection", "Restoration", "InferenceConfig", "Normalizer", "DocumentCalls"]

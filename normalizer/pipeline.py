@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from normalizer.candidates import CANDIDATES_FILE, Candidate, CandidateTable
-from normalizer.core import DEFAULT_MODEL, Edit, Normalizer, Rejection, Restoration
+from normalizer.core import DEFAULT_MODEL, DocumentCalls, Edit, Normalizer, Rejection, Restoration
 from normalizer.edits import GuardConfig, apply_with_repairs, guard_reason, map_back, tokenize
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.ranker import CHEAP_FEATURES, PRERANKER_FILE, Channel, Ranker, ranker_features
@@ -106,7 +106,7 @@ class Scored:
     features: list[float]
 
 
-class Pipeline:
+class Pipeline(DocumentCalls):
     """Restores spun text with candidates from a thesaurus and a pretrained language model to choose among them."""
 
     def __init__(
@@ -171,15 +171,6 @@ class Pipeline:
         )
 
     # ---- public API -------------------------------------------------------------------------------------------
-
-    def normalize(self, text: str) -> str:
-        return self.restore(text).text
-
-    def normalize_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False) -> list[str]:
-        return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
-
-    def restore(self, text: str) -> Restoration:
-        return self.restore_batch([text])[0]
 
     def restore_batch(
         self,

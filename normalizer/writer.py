@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from normalizer.core import Rejection, Restoration
+from normalizer.core import DocumentCalls, Rejection, Restoration
 from normalizer.edits import SEP, TO, Edit, GuardConfig, guard_reason, locate_edits, parse_target
 from normalizer.lm import SMOLLM2, LanguageModel
 from normalizer.segment import text_list, word_pieces
@@ -37,7 +37,7 @@ WRITER_CONFIG = "writer_config.json"
 """Optional, in the adapter folder: the writer's options (`min_confidence`, ...) as plain JSON."""
 
 
-class EditWriter:
+class EditWriter(DocumentCalls):
     """A causal LM that writes edit lists, with the calls the restorer and the pipeline need."""
 
     def __init__(
@@ -94,15 +94,6 @@ class EditWriter:
         return self.tokenizer(PROMPT.format(bos=bos, spun=spun), add_special_tokens=False).input_ids
 
     # ---- restorer ---------------------------------------------------------------------------------------------
-
-    def normalize(self, text: str) -> str:
-        return self.restore(text).text
-
-    def normalize_batch(self, texts: Iterable[str], batch_size: int | None = None, progress: bool = False) -> list[str]:
-        return [r.text for r in self.restore_batch(texts, batch_size=batch_size, progress=progress)]
-
-    def restore(self, text: str) -> Restoration:
-        return self.restore_batch([text])[0]
 
     def restore_batch(
         self,
