@@ -104,8 +104,7 @@ def compare(runs: list[Path], pairs: str, n: int, threads: int = 1) -> list[dict
         row = describe_run(run)
         model = AutoModelForSeq2SeqLM.from_pretrained(row["model_dir"], dtype=torch.float32)
         tokenizer = load_tokenizer(row["model_dir"])
-        target_format = json.loads((Path(row["model_dir"]) / "training_config.json").read_text())["target_format"]
-        targets = dev["target"] if target_format == "edits" else dev["original"]
+        targets = dev["target"]
         row["parameters"] = sum(p.numel() for p in model.parameters())
         row["vocab"] = tokenizer.vocab_size
         row.update(dev_loss(model, tokenizer, dev["spun"], targets))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from evaluation.testsets import load_testset
-from normalizer.core import Normalizer
+from normalizer.engines.seq2seq import Seq2SeqRestorer
 from normalizer.segment import segment
 
 
@@ -41,7 +41,7 @@ def machine() -> dict:
     return info
 
 
-def plain_generate(normalizer: Normalizer, sentences: list[str], batch_size: int) -> float:
+def plain_generate(normalizer: Seq2SeqRestorer, sentences: list[str], batch_size: int) -> float:
     """Seconds for tokenize + `model.generate` + decode in length-sorted batches: the floor any wrapper pays."""
     tok, model, device = normalizer.tokenizer, normalizer.model, normalizer.device
     encoded = sorted(tok.encode_batch(sentences), key=len)
@@ -70,7 +70,7 @@ def _sync(device: torch.device) -> None:
 
 def bench(model: str, texts: list[str], device: str, batch_sizes: list[int], latency_n: int) -> dict:
     t0 = time.perf_counter()
-    normalizer = Normalizer.from_pretrained(model, device=device)
+    normalizer = Seq2SeqRestorer.from_pretrained(model, device=device)
     normalizer.normalize(texts[0])
     cold = time.perf_counter() - t0
     dev = normalizer.device

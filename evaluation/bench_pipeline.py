@@ -4,10 +4,10 @@
         --testset data/testsets/synthetic-bestspinner-r0.3.jsonl \
         --n 20 --out reports/bench-pipeline.json
 
-Reports sentences/s of `Pipeline.restore_batch` as users run it; where the time goes (candidates, first pass,
-continuations); LM forward calls and rescored candidates per sentence; and, on the same candidates, the time of the
-cached continuations against scoring each candidate by a full pass over its own sentence (the naive way), with the
-largest difference between the two scores (they must agree).
+Reports sentences/s of `Pipeline.restore_batch` as users run it; where the time goes (each stage's public method
+timed on its own: candidates, first pass, pre-rank, rescore, rank); LM forward calls and rescored candidates per
+sentence; and, on the same candidates, the time of the cached continuations against scoring each candidate by a full
+pass over its own sentence (the naive way), with the largest difference between the two scores (they must agree).
 """
 
 from __future__ import annotations
@@ -23,38 +23,38 @@ import torch
 
 from evaluation.bench import machine
 from evaluation.testsets import load_testset
-from normalizer.pipeline import Pipeline
-from normalizer.segment import segment
+from normalizer.engines.pipeline import Pipeline
 
 
 def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
-    pieces = [d[a:b] for d in docs for a, b in segment(d, pipeline.config.max_words)]
+    pieces = [docs[d][a:b] for d, a, b in pipeline.pieces(docs)]
     lm = pipeline.lm
     start, passes = time.perf_counter(), lm.passes
     pipeline.restore_batch(docs)
     total = time.perf_counter() - start
     n_passes = lm.passes - passes
-    # Stage times on the same pieces, one batch at a time as restore_batch does.
-    t_cand = t_first = t_cont = 0.0
+    # Stage times on the same pieces, one batch at a time as restore_batch does, each stage called on its own.
+    times = dict.fromkeys(("candidates", "first_pass", "prerank", "rescore", "rank"), 0.0)
     rescored = 0
     sample = None
+    order = sorted(pieces, key=len)
     step = pipeline.config.batch_size
-    for k in range(0, len(pieces), step):
-        batch = pieces[k : k + step]
+    for k in range(0, len(order), step):
+        texts = order[k : k + step]
         t = time.perf_counter()
-        prepared = [pipeline._prepare(p) for p in batch]
-        t_cand += time.perf_counter() - t
+        batch = pipeline.candidates(texts)
+        times["candidates"] += time.perf_counter() - t
+        for stage in ("first_pass", "prerank", "rescore"):
+            t = time.perf_counter()
+            batch = getattr(pipeline, stage)(batch)
+            times[stage] += time.perf_counter() - t
         t = time.perf_counter()
-        pipeline.cheap_features(batch)  # includes a second _prepare, subtracted below
-        t_first += time.perf_counter() - t
-        t = time.perf_counter()
-        found = pipeline._score_batch(batch)
-        t_cont += time.perf_counter() - t
-        rescored += sum(len(f) for f in found)
-        if sample is None and any(p[3] for p in prepared):
-            sample = batch
-    t_first -= t_cand
-    t_cont -= t_first + t_cand
+        for piece in batch.pieces:
+            pipeline.rank(piece.candidates)
+        times["rank"] += time.perf_counter() - t
+        rescored += sum(len(p.candidates) for p in batch.pieces)
+        if sample is None and any(p.candidates for p in batch.pieces):
+            sample = texts
     result = {
         "documents": len(docs),
         "sentences": len(pieces),
@@ -63,7 +63,7 @@ def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
         "lm_forward_calls": n_passes,
         "lm_forward_calls_per_sentence": n_passes / max(len(pieces), 1),
         "rescored_candidates_per_sentence": rescored / max(len(pieces), 1),
-        "stage_seconds": {"candidates": t_cand, "first_pass": t_first, "continuations": t_cont},
+        "stage_seconds": times,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if sample:
@@ -74,16 +74,17 @@ def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
 def cached_vs_naive(pipeline: Pipeline, pieces: list[str], limit: int) -> dict:
     """Time the cached continuations of the pieces' candidates against a full pass per candidate sentence."""
     lm = pipeline.lm
-    prepared, state, rows, _ = pipeline.cheap_features(pieces)
+    batch = pipeline.first_pass(pipeline.candidates(pieces))
     items = []
-    for i, row in rows.items():
-        _, starts, seq, cands = prepared[i]
-        for c, ids in cands:
-            items.append((row, starts[c.first], ids + seq[starts[c.last] :]))
+    for piece in batch.pieces:
+        for s in piece.candidates:
+            items.append(
+                (piece.row, piece.starts[s.candidate.first], s.ids + piece.seq[piece.starts[s.candidate.last] :])
+            )
     items = items[:limit]
-    seqs = [prepared[i][2] for i in rows]
+    seqs = {p.row: p.seq for p in batch.pieces if p.row >= 0}
     t = time.perf_counter()
-    cached = lm.continuations(state, items)
+    cached = lm.continuations(batch.state, items)
     t_cached = time.perf_counter() - t
     t = time.perf_counter()
     full = lm.sequence_logprob([seqs[r][:p] + ids for r, p, ids in items])

@@ -45,7 +45,7 @@ def write_curves(runs: list[Path], out_dir: Path, note: str = "") -> Path:
             "config: "
             + ", ".join(
                 f"{k}={cfg[k]}"
-                for k in ("target_format", "preset", "aux_weight", "lr", "batch_size", "threads", "clean_share")
+                for k in ("preset", "aux_weight", "lr", "batch_size", "threads", "clean_share")
                 if k in cfg
             ),
             "",

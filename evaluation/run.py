@@ -6,9 +6,9 @@
 For each system and test set: the metrics of `normalizer.metrics`; slices per spinner profile and spin rate (each
 synthetic file is one profile x rate; the report also pools them into training profiles vs held-out profiles); for
 models, precision and recall across the confidence knob (a second run of the seq2seq model alone, one pass, at
-min_confidence 0, edits then filtered by confidence: what a higher `min_confidence` does to one pass); and the worst
-examples as word diffs. A model's metrics are its outputs as users get them (its own min_confidence and passes, and
-the reranker with `--rerank`). Deterministic: greedy decoding, fixed test sets.
+threshold 0, edits then filtered by confidence: what a higher threshold does to one pass); and the worst examples as
+word diffs. A model's metrics are its outputs as users get them (its own threshold and passes). Deterministic: greedy
+decoding, fixed test sets.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evaluation.testsets import load_testset
-from normalizer.core import Normalizer, Restoration
 from normalizer.edits import words
+from normalizer.engines.seq2seq import Seq2SeqRestorer
 from normalizer.metrics import THRESHOLDS, apply_edits, evaluate, wer
+from normalizer.restorer import Restoration
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,14 @@ def word_diff(a: str, b: str) -> str:
     return " ".join(out)
 
 
-def run_model(normalizer: Normalizer, spun: list[str], batch_size: int) -> tuple[list[Restoration], float]:
+def run_model(normalizer: Seq2SeqRestorer, spun: list[str], batch_size: int) -> tuple[list[Restoration], float]:
     start = time.time()
     restorations = normalizer.restore_batch(spun, batch_size=batch_size)
     return restorations, time.time() - start
 
 
 def evaluate_all(
-    models: dict[str, Normalizer],
+    models: dict[str, Seq2SeqRestorer],
     baselines: dict[str, Callable[[list[str]], list[str]]],
     testsets: list[Path],
     batch_size: int = 32,
@@ -61,16 +62,16 @@ def evaluate_all(
 ) -> dict:
     """Results per test set and system: metrics, PR curve (models), worst examples, seconds."""
     results: dict = {"testsets": {}}
-    # Each model is reported as users get it (its own min_confidence, passes and reranker); its PR curve comes from
-    # a second run of the seq2seq model alone, one pass, every edit kept, thresholded afterwards.
-    results["min_confidence"] = {name: n.min_confidence for name, n in models.items()}
+    # Each model is reported as users get it (its own threshold and passes); its PR curve comes from a second run,
+    # one pass, every edit kept, thresholded afterwards.
+    results["threshold"] = {name: n.threshold for name, n in models.items()}
     _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, limit)
     return results
 
 
-def curve_run(normalizer: Normalizer, spun: list[str], batch_size: int) -> list[Restoration]:
-    """Restorations with every proposal kept: one pass, no reranker, min_confidence 0 (restored afterwards)."""
-    every = normalizer.with_options(min_confidence=0.0, passes=1, reranker=None)
+def curve_run(normalizer: Seq2SeqRestorer, spun: list[str], batch_size: int) -> list[Restoration]:
+    """Restorations with every proposal kept: one pass, threshold 0 (thresholded afterwards)."""
+    every = normalizer.with_options(threshold=0.0, passes=1)
     return every.restore_batch(spun, batch_size=batch_size)
 
 
@@ -122,7 +123,7 @@ def _evaluate_sets(results, models, baselines, testsets, batch_size, n_worst, li
 def candidate_ceiling(table, spun: list[str], original: list[str]) -> float:
     """Share of gold word edits whose original is among the candidate table's proposals for that span."""
     from normalizer.edits import tokenize
-    from normalizer.ranker import gold_edits
+    from normalizer.stages.ranker import gold_edits
 
     hit = total = 0
     for s, o in zip(spun, original):
@@ -157,20 +158,11 @@ class PipelineSystem(ThresholdSystem):
     """A pipeline checkpoint as a system of the harness (with its candidate table, for the ceiling)."""
 
     def __init__(self, path: str, lm: str, device: str):
-        from normalizer.pipeline import Pipeline
+        from normalizer.engines.pipeline import Pipeline
 
         pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
-        super().__init__(pipeline, pipeline.config.threshold or pipeline.ranker.threshold)
+        super().__init__(pipeline, pipeline.threshold)
         self.pipeline, self.table = pipeline, pipeline.table
-
-
-class WriterSystem(ThresholdSystem):
-    """An edit writer (LoRA adapter folder) restoring on its own, at `threshold` (its min_confidence)."""
-
-    def __init__(self, adapter: str, lm: str, device: str, threshold: float):
-        from normalizer.writer import EditWriter
-
-        super().__init__(EditWriter.from_pretrained(adapter, lm, device=device), threshold)
 
 
 def _system_entry(spun, outputs, original, alternatives, secs, n_worst) -> dict:
@@ -266,7 +258,7 @@ def write_report(results: dict, out_dir: Path, title: str) -> Path:
             lines += ["", "</details>", ""]
     png = _plot(results, out_dir / "pr_curve.png")
     if png:
-        lines += ["## Precision against recall across min_confidence", "", f"![precision/recall]({png.name})", ""]
+        lines += ["## Precision against recall across thresholds", "", f"![precision/recall]({png.name})", ""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -303,7 +295,7 @@ def _plot(results: dict, path: Path) -> Path | None:
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_ylim(0, 1.02)
-    ax.set_title("min_confidence from 0 (right) to 0.95 (left)")
+    ax.set_title("threshold from 0 (right) to 0.95 (left)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -320,14 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--title", default="Restoration report")
-    parser.add_argument(
-        "--rerank", metavar="LM", help="also report each model with this language-model reranker (as NAME+rerank)"
-    )
-    parser.add_argument("--rerank-margin", type=float, default=0.0)
     parser.add_argument("--pipeline", nargs="*", default=[], help="pipeline checkpoints (name=DIR or DIR)")
     parser.add_argument("--lm", default="smollm2", help="the pipelines' language model")
-    parser.add_argument("--writer", nargs="*", default=[], help="edit-writer adapters restoring alone (name=DIR)")
-    parser.add_argument("--writer-threshold", type=float, default=0.5, help="the writers' min_confidence")
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each test set only (0 = all)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
@@ -335,15 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     models = {}
     for spec in args.model:
         name, _, path = spec.rpartition("=")
-        models[name or Path(path).name] = Normalizer.from_pretrained(path, device=args.device)
-    if args.rerank:
-        from normalizer.rerank import LmReranker
-
-        reranker = LmReranker.from_pretrained(args.rerank, margin=args.rerank_margin, device=args.device)
-        for name, path in [spec.rpartition("=")[::2] for spec in args.model]:
-            models[f"{name or Path(path).name}+rerank"] = Normalizer.from_pretrained(
-                path, device=args.device, reranker=reranker
-            )
+        models[name or Path(path).name] = Seq2SeqRestorer.from_pretrained(path, device=args.device)
     baselines: dict = {}
     if "identity" in args.baselines:
         from evaluation.baselines import identity
@@ -356,13 +334,10 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.pipeline:
         name, _, path = spec.rpartition("=")
         baselines[name or Path(path).name] = PipelineSystem(path, args.lm, args.device)
-    for spec in args.writer:
-        name, _, path = spec.rpartition("=")
-        baselines[name or Path(path).name] = WriterSystem(path, args.lm, args.device, args.writer_threshold)
     results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size, limit=args.limit)
     results["description"] = (
         f"Command: `python -m evaluation.run {' '.join(argv)}`. "
-        f"Model outputs at each model's default min_confidence: {results['min_confidence']}."
+        f"Model outputs at each model's default threshold: {results['threshold']}."
     )
     report = write_report(results, args.out, args.title)
     print(report)

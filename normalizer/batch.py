@@ -92,7 +92,7 @@ class Settings:
     model: str | None = None
     engine: str = "auto"
     lm: str | None = None
-    min_confidence: float | None = None
+    threshold: float | None = None
 
 
 def detect_kind(path: Path, kind: str | None = None) -> str:
@@ -444,12 +444,10 @@ class ShardWorker:
 
 
 def load_restorer(settings: Settings):
-    from normalizer.lm import SMOLLM2
-    from normalizer.pipeline import load
+    from normalizer.api import load
+    from normalizer.stages.lm import SMOLLM2
 
-    return load(
-        settings.model, engine=settings.engine, lm=settings.lm or SMOLLM2, min_confidence=settings.min_confidence
-    )
+    return load(settings.model, engine=settings.engine, lm=settings.lm or SMOLLM2, threshold=settings.threshold)
 
 
 # ---- the manifest ---------------------------------------------------------------------------------------------
@@ -457,10 +455,9 @@ def load_restorer(settings: Settings):
 
 def model_fingerprint(settings: Settings) -> dict:
     """The model folder's files with their SHA-256, so a resumed job cannot mix two models' output."""
-    from normalizer.checkpoint import sha256_file
-    from normalizer.core import DEFAULT_MODEL
+    from normalizer.checkpoint import resolve_checkpoint, sha256_file
 
-    directory = Path(settings.model) if settings.model else DEFAULT_MODEL
+    directory = resolve_checkpoint(settings.model)
     if not directory.is_dir():
         raise FileNotFoundError(f"model folder not found: {directory}")
     files = {}
@@ -557,7 +554,7 @@ def run(
     model: str | Path | None = None,
     engine: str = "auto",
     lm: str | Path | None = None,
-    min_confidence: float | None = None,
+    threshold: float | None = None,
     workers: int = 1,
     cpus_per_worker: float | None = None,
     gpus_per_worker: float = 0,
@@ -578,6 +575,10 @@ def run(
         raise ValueError("workers, shard_size and max_chars must be >= 1")
     if not inputs:
         raise ValueError("no inputs")
+    if threshold is not None:
+        from normalizer.restorer import check_threshold
+
+        check_threshold(threshold, "min_confidence")
     if output_field in ADDED or output_field == field:
         raise ValueError(f"output_field {output_field!r} clashes with the input field or an output column")
     settings = Settings(
@@ -589,7 +590,7 @@ def run(
         model=str(model) if model else None,
         engine=engine,
         lm=str(lm) if lm else None,
-        min_confidence=min_confidence,
+        threshold=threshold,
     )
     t0 = time.perf_counter()
     sources = [scan(p, shard_size, input_format) for p in inputs]
@@ -722,7 +723,7 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from normalizer.pipeline import ENGINES
+    from normalizer.engines import ENGINES
 
     p = argparse.ArgumentParser(
         prog="normalize-batch",
@@ -755,7 +756,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    model = args.model or os.environ.get("NORMALIZER_MODEL")
+    from normalizer.checkpoint import resolve_checkpoint
+
+    model = str(resolve_checkpoint(args.model))
     try:
         summary = run(
             args.inputs,
@@ -767,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
             model=model,
             engine=args.engine,
             lm=args.lm,
-            min_confidence=args.min_confidence,
+            threshold=args.min_confidence,
             workers=args.workers,
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,

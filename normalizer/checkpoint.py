@@ -1,15 +1,49 @@
-"""Checks a checkpoint folder's files before any heavy import reads them, naming the file and the field at fault.
+"""A checkpoint folder: where it is, what its files are called, and their checks before any heavy import reads them.
 
-Nothing in a checkpoint may run code: folders whose configs ask transformers for custom classes (`auto_map`) are
-refused, weights are read only from safetensors, and every JSON file must hold the types its reader expects.
+    models/default/
+        config.json, model.safetensors, generation_config.json, spiece.model   the seq2seq model (transformers)
+        normalizer_config.json                                                  its inference settings
+        pipeline_config.json                                                    the pipeline's settings
+        candidates.npz, channel.json.gz, preranker.json, ranker.json            the pipeline's stages
+
+A checkpoint is found once (`resolve_checkpoint`: a path, else `$NORMALIZER_MODEL`, else the shipped
+`models/default`). Nothing in it may run code: folders whose configs ask transformers for custom classes
+(`auto_map`) are refused, weights are read only from safetensors, and every JSON file must hold the types its reader
+expects; checks name the file and the field at fault.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+"""The shipped checkpoint (in the repository; `pip install -e .` keeps it in place)."""
+MODEL_ENV = "NORMALIZER_MODEL"
+"""Environment variable naming the checkpoint used when no path is given."""
+
+SEQ2SEQ_CONFIG_FILE = "normalizer_config.json"
+PIPELINE_FILE = "pipeline_config.json"
+CANDIDATES_FILE = "candidates.npz"
+RANKER_FILE = "ranker.json"
+PRERANKER_FILE = "preranker.json"
+CHANNEL_FILE = "channel.json.gz"
+SPM_FILE = "spiece.model"
+
+
+def resolve_checkpoint(path: str | Path | None = None) -> Path:
+    """The checkpoint folder to load: `path`, else `$NORMALIZER_MODEL`, else the shipped model. Every loader and
+    every command resolves it here, so which checkpoint runs never depends on which engine loads it."""
+    chosen = path if path not in (None, "") else os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    return Path(chosen)
+
+
+def has_pipeline(path: str | Path | None = None) -> bool:
+    """Whether a checkpoint folder carries the pipeline's files."""
+    return (resolve_checkpoint(path) / CANDIDATES_FILE).is_file()
 
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json")
 # Integer fields of a model config that transformers would otherwise trip over deep inside model construction.

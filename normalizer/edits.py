@@ -233,8 +233,21 @@ def _protected(s: str) -> list[str]:
     return found
 
 
+SPINTAX_RE = re.compile(r"\{([^{}\n]*)\}")
+"""A spintax group `{a|b|c}` left in the text by a spinner's template."""
+
+
+def spintax_alternatives(group: str) -> list[str]:
+    """The distinct, non-empty alternatives of one spintax group `{a|b}` (a `{phrase}` has one)."""
+    m = SPINTAX_RE.fullmatch(group)
+    return [a for a in dict.fromkeys(x.strip() for x in m.group(1).split("|")) if a] if m else []
+
+
 def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig()) -> str | None:
-    """Why the edit `before` → `after` is not a faithful word swap, or None when it is."""
+    """Why the edit `before` → `after` is not a faithful word swap, or None when it is. Resolving a spintax group
+    to one of its own alternatives is faithful: the group is template residue."""
+    if after in spintax_alternatives(before):
+        return None
     b, a = words(before), words(after)
     if b == a:
         return "no change"

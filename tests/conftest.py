@@ -49,17 +49,18 @@ def tokenizer(tokenizer_dir):
 
 @pytest.fixture()
 def normalizer(tokenizer):
-    from normalizer import InferenceConfig, Normalizer
+    from normalizer.engines.seq2seq import InferenceConfig, Seq2SeqRestorer
 
-    return Normalizer(
-        tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=32), device="cpu", min_confidence=0.0
+    return Seq2SeqRestorer(
+        tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=32), device="cpu", threshold=0.0
     )
 
 
 @pytest.fixture(scope="session")
 def saved_model_dir(tmp_path_factory, tokenizer):
-    from normalizer import InferenceConfig, Normalizer
+    from normalizer.engines.seq2seq import InferenceConfig, Seq2SeqRestorer
 
     d = tmp_path_factory.mktemp("model")
-    Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=12), device="cpu").save_pretrained(d)
+    restorer = Seq2SeqRestorer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=12), device="cpu")
+    restorer.save_pretrained(d)
     return d

@@ -30,7 +30,8 @@ class SwapRestorer:
         self.exit_marker, self.delay = exit_marker, delay
 
     def restore_batch(self, texts, batch_size=None):
-        from normalizer.core import Edit, Restoration
+        from normalizer.edits import Edit
+        from normalizer.restorer import Restoration
 
         if self.exit_marker and not os.path.exists(self.exit_marker):
             open(self.exit_marker, "w").close()

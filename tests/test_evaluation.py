@@ -20,12 +20,12 @@ ROWS = [
 
 
 def test_runner_end_to_end(tmp_path, saved_model_dir):
-    from normalizer import Normalizer
+    from normalizer.engines.seq2seq import Seq2SeqRestorer
 
     path = tmp_path / "tiny.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     path.with_suffix(".meta.json").write_text(json.dumps({"kind": "synthetic", "profile": "x", "held_out": True}))
-    model = Normalizer.from_pretrained(saved_model_dir, device="cpu", min_confidence=0.0)
+    model = Seq2SeqRestorer.from_pretrained(saved_model_dir, device="cpu", threshold=0.0)
     results = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
     entry = results["testsets"]["tiny"]
     assert entry["rows"] == 5
@@ -40,11 +40,11 @@ def test_runner_end_to_end(tmp_path, saved_model_dir):
     again = evaluate_all({"tiny": model}, {"identity": identity}, [path], batch_size=2)
     assert again["testsets"]["tiny"]["systems"]["tiny"]["metrics"] == entry["systems"]["tiny"]["metrics"]
     # Reported metrics are the outputs users get, at the model's own settings (left as they were).
-    model.min_confidence, model.config.passes = 0.3, 2
+    model.threshold, model.config.passes = 0.3, 2
     third = evaluate_all({"tiny": model}, {}, [path], batch_size=2)["testsets"]["tiny"]["systems"]["tiny"]
     spun = [r["spun"] for r in ROWS]
     expected = evaluate(spun, model.normalize_batch(spun), [r["original"] for r in ROWS])
-    assert third["metrics"] == expected and (model.min_confidence, model.config.passes) == (0.3, 2)
+    assert third["metrics"] == expected and (model.threshold, model.config.passes) == (0.3, 2)
     # The committable copy keeps every number but no example sentence.
     public = json.dumps(metrics_only(results))
     assert ROWS[0]["original"] not in public and ROWS[0]["spun"] not in public

@@ -9,8 +9,9 @@ from helpers import scripted, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from normalizer import Normalizer, Restoration
 from normalizer.edits import SEP, TO, words
+from normalizer.engines.seq2seq import Seq2SeqRestorer
+from normalizer.restorer import Restoration
 
 DOCS = [
     "The company mentioned profits rose 5% on Tuesday.\nShares fell.",
@@ -101,29 +102,17 @@ def test_edit_cut_by_the_generation_limit_is_dropped(normalizer):
     assert all(e.after in ("said", "companyxyzabc") for e in r.edits)
 
 
-def test_min_confidence_knob(tokenizer):
+def test_threshold_knob(tokenizer):
     text = "He mentioned it."
     for threshold, changed in [(0.1, True), (0.9, False)]:
-        n = Normalizer(tiny_model(tokenizer), tokenizer, device="cpu", min_confidence=threshold)
+        n = Seq2SeqRestorer(tiny_model(tokenizer), tokenizer, device="cpu", threshold=threshold)
         scripted(n, lambda piece: f"mentioned{TO} said", logp=-0.1)  # every token at probability e^-0.1
         assert (n.normalize(text) != text) == changed
 
 
-def test_full_target_format(tokenizer):
-    from normalizer import InferenceConfig
-
-    n = Normalizer(
-        tiny_model(tokenizer), tokenizer, InferenceConfig(target_format="full"), device="cpu", min_confidence=0.0
-    )
-    scripted(n, lambda piece: piece.replace("mentioned", "said").replace("5", "6"))
-    r = n.restore("The firm mentioned that 5 people came.")
-    assert r.text == "The firm said that 5 people came."
-    assert len(r.rejected) == 1
-
-
 def test_save_load_identical(normalizer, tmp_path):
     normalizer.save_pretrained(tmp_path)
-    loaded = Normalizer.from_pretrained(tmp_path, device="cpu", min_confidence=0.0)
+    loaded = Seq2SeqRestorer.from_pretrained(tmp_path, device="cpu", threshold=0.0)
     assert loaded.normalize_batch(DOCS) == normalizer.normalize_batch(DOCS)
     restored = [r.edits for r in loaded.restore_batch(DOCS)]
     assert restored == [r.edits for r in normalizer.restore_batch(DOCS)]
@@ -131,13 +120,13 @@ def test_save_load_identical(normalizer, tmp_path):
 
 def test_missing_model_fails_fast(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        Normalizer.from_pretrained(tmp_path / "nope")
+        Seq2SeqRestorer.from_pretrained(tmp_path / "nope")
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
-        Normalizer.from_pretrained(tmp_path / "file")
+        Seq2SeqRestorer.from_pretrained(tmp_path / "file")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="safetensors"):
-        Normalizer.from_pretrained(tmp_path / "empty")
+        Seq2SeqRestorer.from_pretrained(tmp_path / "empty")
 
 
 def test_long_document_is_not_truncated(normalizer):
@@ -150,9 +139,9 @@ def test_long_document_is_not_truncated(normalizer):
 
 
 def test_suppress_empty_forces_a_proposal(tokenizer):
-    from normalizer import InferenceConfig
+    from normalizer.engines.seq2seq import InferenceConfig
 
-    n = Normalizer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=4), device="cpu")
+    n = Seq2SeqRestorer(tiny_model(tokenizer), tokenizer, InferenceConfig(max_new_tokens=4), device="cpu")
     pieces = [tokenizer.encode("The firm mentioned it."), tokenizer.encode("Short.")]
     eos = tokenizer.eos_token_id
 
@@ -162,9 +151,9 @@ def test_suppress_empty_forces_a_proposal(tokenizer):
         return logits
 
     n.model.lm_head.register_forward_hook(favour_eos)
-    assert all(ids[0] == eos for ids, _ in n._generate(pieces))
+    assert all(ids[0] == eos for ids, _ in n.generate(pieces))
     n.config.suppress_empty = True
-    assert all(ids[0] != eos for ids, _ in n._generate(pieces))
+    assert all(ids[0] != eos for ids, _ in n.generate(pieces))
 
 
 def test_second_pass_restores_in_the_repaired_context(normalizer):
@@ -192,11 +181,11 @@ def test_second_pass_restores_in_the_repaired_context(normalizer):
 def test_with_options_overrides_per_call_and_leaves_the_original(normalizer):
     scripted(normalizer, lambda piece: f"mentioned{TO} said", logp=-0.1)  # confidence ~0.9 for the whole edit
     text = "He mentioned it."
-    normalizer.min_confidence = 0.0
-    strict = normalizer.with_options(min_confidence=0.99, passes=2)
+    normalizer.threshold = 0.0
+    strict = normalizer.with_options(threshold=0.99, passes=2)
     assert strict.normalize(text) == text and strict.config.passes == 2
     assert normalizer.normalize(text) == "He said it."  # untouched
-    assert normalizer.min_confidence == 0.0 and normalizer.config.passes == 1
+    assert normalizer.threshold == 0.0 and normalizer.config.passes == 1
     assert strict.model is normalizer.model  # shared, not copied
     with pytest.raises(ValueError):
-        normalizer.with_options(min_confidence=2.0)
+        normalizer.with_options(threshold=2.0)

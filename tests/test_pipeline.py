@@ -10,11 +10,13 @@ import pytest
 import torch
 from helpers import tiny_lm_dir
 
-from normalizer.candidates import CandidateTable
+from normalizer.checkpoint import refuse_custom_code
 from normalizer.edits import tokenize
-from normalizer.lm import LanguageModel, refuse_custom_code
-from normalizer.pipeline import Pipeline, PipelineConfig, spintax_candidates
-from normalizer.ranker import CHEAP_FEATURES, FEATURES, Channel, Ranker, gold_edits
+from normalizer.engines.pipeline import Pipeline, PipelineConfig
+from normalizer.stages.candidates import CandidateTable, spintax_candidates
+from normalizer.stages.features import CHEAP_FEATURES, FEATURES
+from normalizer.stages.lm import LanguageModel
+from normalizer.stages.ranker import Channel, Ranker, gold_edits
 
 LINKS = {("mention", "say"): (1, 0), ("practice", "train"): (2, 3), ("firm", "company"): (4, 1)}
 PHRASES = {"final 12 months": ["last year"], "wall avenue": ["wall street"]}
@@ -69,8 +71,11 @@ def naive_continuation(lm, seq, p, cont):
 
 def test_cached_continuations_equal_full_rescoring(lm):
     seqs = [[lm.start_id, 5, 6, 7, 8, 9], [lm.start_id, 10, 11]]
-    state = lm.first_pass(seqs, [[(2, 7)], []])
-    assert state.gathered[0][0] == pytest.approx(state.token_lp[0][2] if seqs[0][2] == 7 else state.gathered[0][0])
+    state = lm.first_pass(seqs, [[(2, 7), (3, 7)], []])
+    # gathered: log P(token 7 next after seqs[0][:p]); at p=3 the token there is 7, so it is token_lp[0][3] too.
+    assert state.gathered[0][0] == pytest.approx(naive_continuation(lm, seqs[0], 2, [7]), abs=1e-4)
+    assert state.gathered[0][1] == pytest.approx(state.token_lp[0][3], abs=1e-5)
+    assert state.gathered[0][0] != pytest.approx(state.gathered[0][1], abs=1e-3)
     items = [(0, 2, [12, 13]), (0, 6, [5]), (1, 1, [6, 7, 8]), (1, 3, [9])]
     got = lm.continuations(state, items)
     for (b, p, cont), g in zip(items, got):
@@ -129,10 +134,10 @@ def test_ranker_and_channel_survive_save_load(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, len(FEATURES)))
     y = (x[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(float)
-    ranker = Ranker.fit(x, y)
+    ranker = Ranker.fit(x, y, FEATURES)
     assert ((ranker.prob(x) > 0.5) == (y > 0)).mean() > 0.8
     ranker.save(tmp_path)
-    assert np.allclose(Ranker.load(tmp_path).prob(x), ranker.prob(x))
+    assert np.allclose(Ranker.load(tmp_path, FEATURES).prob(x), ranker.prob(x))
     channel = Channel.from_pairs([("He mentioned it.", "He said it."), ("They mentioned it.", "They said it.")])
     channel.save(tmp_path)
     loaded = Channel.load(tmp_path)
@@ -151,7 +156,7 @@ def test_ranker_file_is_validated(tmp_path, change):
     data.update(change)
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="ranker.json"):
-        Ranker.load(tmp_path)
+        Ranker.load(tmp_path, FEATURES)
 
 
 def test_gold_edits_split_equal_length_replacements():
@@ -248,14 +253,16 @@ def test_cli_pipeline_engine_without_lm_is_an_error(tmp_path, pipeline_checkpoin
 
 
 def test_second_pass_maps_edits_back_to_the_input(pipeline):
-    from dataclasses import replace
-
     from normalizer.edits import apply_with_repairs, map_back
 
     text = "The firm mentioned profits."
     one = pipeline.restore(text)
-    pipeline.config = replace(pipeline.config, passes=2)
+    pipeline.passes = 2  # the Restorer's second pass, on the pipeline
+    calls = []
+    real = pipeline.propose
+    pipeline.propose = lambda pieces, **kw: calls.append(list(pieces)) or real(pieces, **kw)
     two = pipeline.restore(text)
+    assert calls == [[text], [one.text]]  # the changed piece is proposed again, repaired
     assert two.text == one.text and [e.before for e in two.edits] == [e.before for e in one.edits]
     repaired, repairs = apply_with_repairs(text, one.edits)
     assert repaired == one.text
@@ -274,6 +281,45 @@ def test_seq2seq_proposals_join_the_candidates(table, lm, normalizer):
         normalizer, lambda piece: make_target([Span("mentioned", "declared")]) if "mentioned" in piece else ""
     )
     p = Pipeline(table, lm, ranker_trusting("seq2seq_proposed"), None, None, PipelineConfig(gate=-100.0), seq2seq=s2s)
-    assert p._seq2seq_proposals(["He mentioned it.", "Shares fell."]) == [[(3, 12, "declared", 1.0)], []]
+    batch = p.candidates(["He mentioned it.", "Shares fell."])
+    proposed = [[(s.candidate.start, s.candidate.end, s.candidate.after, s.candidate.seq2seq) for s in piece.candidates
+                 if s.candidate.seq2seq >= 0] for piece in batch.pieces]  # fmt: skip
+    assert proposed == [[(3, 12, "declared", 1.0)], []]
     r = p.restore("He mentioned it.")
     assert r.text == "He declared it." and r.edits[0].after == "declared"
+
+
+def test_stages_one_by_one(pipeline):
+    """Each stage is a public method on one batch type: features accumulate by name, pruning happens in prerank."""
+    batch = pipeline.candidates(["He mentioned the practices of the firm."])
+    (piece,) = batch.pieces
+    assert {s.candidate.after for s in piece.candidates} >= {"said", "trains", "company"}
+    assert all(s.features == {} for s in piece.candidates)
+    pipeline.first_pass(batch)
+    assert all(set(s.features) == set(CHEAP_FEATURES) for s in piece.candidates) and piece.row == 0
+    pipeline.prerank(batch)
+    assert all("prerank" in s.features for s in piece.candidates)
+    pipeline.rescore(batch)
+    assert all(set(s.features) == set(FEATURES) for s in piece.candidates)
+    by_span = {}
+    for s in piece.candidates:
+        by_span.setdefault((s.candidate.first, s.candidate.last), []).append(s.features["lm_gain"])
+    for s in piece.candidates:  # gain_gap: 0 for the best of its span, negative for the others
+        gap = s.features["lm_gain"] - max(by_span[(s.candidate.first, s.candidate.last)])
+        assert s.features["gain_gap"] == pytest.approx(gap)
+    edits = pipeline.rank(piece.candidates)
+    assert len({(e.start, e.end) for e in edits}) == len(edits)  # one proposal per span
+    assert all(dict(e.scores).keys() == set(FEATURES) for e in edits)
+
+
+def test_ranker_reads_features_by_name_not_position(pipeline):
+    """A ranker stored with its features in another order gives the same probabilities: values are looked up by
+    name, so no computation order can shift a value into another feature's weight."""
+    found = pipeline.score(["He mentioned the practices of the firm."])[0]
+    ranker = pipeline.ranker
+    order = list(reversed(ranker.features))
+    moved = Ranker([ranker.weights[ranker.features.index(n)] for n in order], ranker.bias,
+                   [ranker.mean[ranker.features.index(n)] for n in order],
+                   [ranker.std[ranker.features.index(n)] for n in order], tuple(order), ranker.threshold)  # fmt: skip
+    records = [s.features for s in found]
+    assert np.allclose(moved.prob_records(records), ranker.prob_records(records))

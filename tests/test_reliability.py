@@ -10,8 +10,8 @@ import pytest
 import torch
 from helpers import run_cli as run
 
-from normalizer import InferenceConfig, Normalizer
 from normalizer.cli import main, set_field
+from normalizer.engines.seq2seq import InferenceConfig, Seq2SeqRestorer
 from normalizer.segment import sentence_spans
 
 DOCS = ["The firm mentioned profits rose.", "", "Shares fell. Then rose!", "日本語のテキスト"]
@@ -40,7 +40,7 @@ def test_pieces_have_a_hard_token_bound(tokenizer, text):
     model.encoder.register_forward_pre_hook(
         lambda mod, args, kwargs: seen.append(kwargs["input_ids"].shape[1]), with_kwargs=True
     )
-    n = Normalizer(model, tokenizer, InferenceConfig(max_new_tokens=4, max_piece_tokens=limit), device="cpu")
+    n = Seq2SeqRestorer(model, tokenizer, InferenceConfig(max_new_tokens=4, max_piece_tokens=limit), device="cpu")
     start = time.perf_counter()
     r = n.restore(text)
     assert time.perf_counter() - start < 60
@@ -63,14 +63,14 @@ def test_lazy_default_loads_once_across_threads(monkeypatch, saved_model_dir):
     monkeypatch.setenv("NORMALIZER_MODEL", str(saved_model_dir))
     monkeypatch.setattr(api, "_DEFAULT", None)
     loads = []
-    real = Normalizer.from_pretrained.__func__
+    real = Seq2SeqRestorer.from_pretrained.__func__
 
     def counting(cls, *args, **kwargs):
         loads.append(1)
         time.sleep(0.2)  # widen the race window
         return real(cls, *args, **kwargs)
 
-    monkeypatch.setattr(Normalizer, "from_pretrained", classmethod(counting))  # the checkpoint has no pipeline
+    monkeypatch.setattr(Seq2SeqRestorer, "from_pretrained", classmethod(counting))  # the checkpoint has no pipeline
     results, errors = [], []
 
     def call():
@@ -150,7 +150,7 @@ def test_jsonl_hostile_records_pass_through(tmp_path, saved_model_dir, line):
 
 
 def test_one_bad_line_loses_no_other_line(tmp_path, saved_model_dir, monkeypatch, capsys):
-    real = Normalizer.restore_batch
+    real = Seq2SeqRestorer.restore_batch
 
     def failing(self, texts, *args, **kwargs):
         texts = list(texts)
@@ -158,7 +158,7 @@ def test_one_bad_line_loses_no_other_line(tmp_path, saved_model_dir, monkeypatch
             raise RuntimeError("injected failure")
         return real(self, texts, *args, **kwargs)
 
-    monkeypatch.setattr(Normalizer, "restore_batch", failing)
+    monkeypatch.setattr(Seq2SeqRestorer, "restore_batch", failing)
     data = b"".join(b"line %d\n" % k if k != 5 else b"BOOM here\n" for k in range(311))
     code, out = run(tmp_path, saved_model_dir, data)
     assert code == 0 and len(out.splitlines()) == 311

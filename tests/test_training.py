@@ -98,24 +98,23 @@ def train_cmd(pairs_dir, tokenizer_dir, out_dir, **flags) -> list[str]:
     return cmd
 
 
-@pytest.mark.parametrize("target_format,aux_weight", [("edits", 0.5), ("full", 0.0)])
-def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
-    from normalizer import Normalizer
+@pytest.mark.parametrize("aux_weight", [0.5, 0.0])
+def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, aux_weight):
+    from normalizer.engines.seq2seq import Seq2SeqRestorer
 
     model_dir = train(
-        config(pairs_dir, tokenizer_dir, tmp_path / "run", target_format=target_format, aux_weight=aux_weight)
+        config(pairs_dir, tokenizer_dir, tmp_path / "run", aux_weight=aux_weight)
     )
     assert {p.name for p in model_dir.iterdir()} == MODEL_FILES
     saved = json.loads((model_dir / "training_config.json").read_text())
-    assert saved["target_format"] == target_format and saved["max_steps"] == 4
+    assert saved["aux_weight"] == aux_weight and saved["max_steps"] == 4
     metrics = json.loads((model_dir / "metrics.json").read_text())["dev_during_training"]
     assert metrics[-1]["step"] == 4 and "err" in metrics[-1]
-    n = Normalizer.from_pretrained(model_dir, device="cpu")
-    assert n.config.target_format == target_format
+    n = Seq2SeqRestorer.from_pretrained(model_dir, device="cpu")
     text = "The firm said profits rose."
     r = n.restore(text)
     assert r.text == splice(text, r.edits) and all(text[e.start : e.end] == e.before for e in r.edits)
-    assert Normalizer.from_pretrained(model_dir, device="cpu").restore(text) == r  # loading is deterministic
+    assert Seq2SeqRestorer.from_pretrained(model_dir, device="cpu").restore(text) == r  # loading is deterministic
     ckpt = tmp_path / "run" / "checkpoint"
     assert {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"} <= {p.name for p in ckpt.iterdir()}
 
@@ -147,8 +146,8 @@ def test_resume_after_kill(pairs_dir, tokenizer_dir, tmp_path):
 
 
 def test_config_validation_and_cli():
-    with pytest.raises(ValueError, match="target_format"):
-        TrainConfig(target_format="words")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="unknown config keys"):
         TrainConfig.from_dict({"learning_rate": 1})
     cfg = parse_args(["--max-steps", "7", "--no-progress", "--lr", "0.002"])
@@ -161,7 +160,7 @@ def test_export_fp16_and_card(pairs_dir, tokenizer_dir, tmp_path):
     from safetensors import safe_open
 
     from evaluation.curves import write_curves
-    from normalizer import Normalizer
+    from normalizer.engines.seq2seq import Seq2SeqRestorer
     from training.export import export, model_card
 
     model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", eval_every=2))
@@ -172,8 +171,7 @@ def test_export_fp16_and_card(pairs_dir, tokenizer_dir, tmp_path):
     card = model_card(dst, None, None, "shipped")
     assert "d_model 32" in card and "step 4, 0 training minutes" in card
     # fp16 rounding may change an untrained model's output, so only loading and the config are checked here.
-    shipped = Normalizer.from_pretrained(dst, device="cpu")
-    assert shipped.config.target_format == "edits"
+    shipped = Seq2SeqRestorer.from_pretrained(dst, device="cpu")
     text = "The firm said it."
     r = shipped.restore(text)
     assert r.text == splice(text, r.edits) and all(text[e.start : e.end] == e.before for e in r.edits)
@@ -200,26 +198,23 @@ def test_ddp_on_cpu_two_processes(pairs_dir, tokenizer_dir, tmp_path):
 
 
 def test_tune_writes_inference_defaults(pairs_dir, tokenizer_dir, tmp_path):
-    from helpers import tiny_lm_dir
-
-    from normalizer.core import InferenceConfig
+    from normalizer.engines.seq2seq import InferenceConfig
     from training.tune import tune
 
     model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run"))
-    best = tune(model_dir, pairs_dir, n=8, batch_size=4, rerank=str(tiny_lm_dir(tmp_path / "lm")))
+    best = tune(model_dir, pairs_dir, n=8, batch_size=4)
     saved = InferenceConfig.load(model_dir)
-    assert (saved.suppress_empty, saved.min_confidence, saved.passes) == (
+    assert (saved.suppress_empty, saved.threshold, saved.passes) == (
         best["suppress_empty"],
-        best["min_confidence"],
+        best["threshold"],
         best["passes"],
     )
     report = json.loads((model_dir / "tuning.json").read_text())
     assert best["f0.5"] == max(row["f0.5"] for row in report["table"])
-    assert [row["margin"] for row in report["rerank"]] == [None, -2.0, 0.0, 2.0]
 
 
-@pytest.mark.parametrize("target_format,aux_weight", [("edits", 0.5), ("full", 0.5), ("edits", 0.0)])
-def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp_path, target_format, aux_weight):
+@pytest.mark.parametrize("aux_weight", [0.5, 0.0])
+def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp_path, aux_weight):
     from training.encoded import encode_pairs
     from training.train import build_model, load_data
 
@@ -228,7 +223,7 @@ def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp
     npz = tmp_path / "enc.npz"
     encode_pairs([pairs_dir], tokenizer_dir, npz)
     cfg = config(
-        pairs_dir, tokenizer_dir, tmp_path / "a", target_format=target_format, aux_weight=aux_weight, clean_share=0.1
+        pairs_dir, tokenizer_dir, tmp_path / "a", aux_weight=aux_weight, clean_share=0.1
     )
     _, tok = build_model(cfg)
     from_folder, dev_folder = load_data(cfg, tok)
@@ -249,7 +244,7 @@ def test_encoded_file_rejects_another_tokenizer(pairs_dir, tokenizer_dir, tmp_pa
 
     train_tokenizer(corpus()[:200], other, vocab_size=380)
     with pytest.raises(ValueError, match="another tokenizer"):
-        load_encoded(npz, other, "edits")
+        load_encoded(npz, other)
 
 
 def test_train_from_encoded_file_without_datasets(pairs_dir, tokenizer_dir, tmp_path):
@@ -310,45 +305,15 @@ def test_ablation_loss_is_per_target_character(pairs_dir, tokenizer_dir, tmp_pat
 
 
 def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_dir, tmp_path):
-    from normalizer import Normalizer
+    from normalizer.engines.seq2seq import Seq2SeqRestorer
     from training.train import load_preset
 
     preset = tmp_path / "tiny-untied.json"
     preset.write_text(json.dumps({**load_preset("tiny"), "untied_output_layer": True}))
     model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset)))
-    model = Normalizer.from_pretrained(model_dir, device="cpu").model
+    model = Seq2SeqRestorer.from_pretrained(model_dir, device="cpu").model
     assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
     assert not torch.equal(model.lm_head.weight, model.shared.weight)  # both trained, apart
     resumed = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset), max_steps=6))
-    again = Normalizer.from_pretrained(resumed, device="cpu").model
+    again = Seq2SeqRestorer.from_pretrained(resumed, device="cpu").model
     assert not torch.equal(again.lm_head.weight, model.lm_head.weight)
-
-
-def test_lm_edits_experiment_trains_and_scores(pairs_dir, tmp_path):
-    from helpers import tiny_lm_dir
-
-    from training.lm_edits import encode, load_lm, main
-
-    model, tok = load_lm(str(tiny_lm_dir(tmp_path / "lm")))
-    ids, labels = encode(tok, "the firm said", "said<to> stated")
-    n_prompt = labels.count(-100)
-    assert ids[:n_prompt] == tok("<s>the firm said\nEdits:", add_special_tokens=False).input_ids
-    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tok.eos_token_id
-    out = tmp_path / "run"
-    main(["--pairs", str(pairs_dir), "--lm", str(tmp_path / "lm"), "--max-steps", "2", "--batch-size", "4",
-          "--eval-size", "4", "--threads", "1", "--log-every", "1", "--out", str(out)])  # fmt: skip
-    result = json.loads((out / "result.json").read_text())
-    assert (result["steps"], result["pairs_seen"], result["dev"]["n"]) == (2, 8, 4)
-    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
-    assert "spun" not in (out / "result.json").read_text() and len(json.loads((out / "examples.json").read_text())) == 4
-
-
-def test_lm_edits_scores_seq2seq_baselines_alone(pairs_dir, saved_model_dir, tmp_path):
-    from training.lm_edits import main
-
-    main(["--pairs", str(pairs_dir), "--no-lm", "--baseline", str(saved_model_dir), "--baseline-min-confidence", "0",
-          "--eval-size", "4", "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert "lm" not in result and not (tmp_path / "train_log.jsonl").exists()
-    ((baseline),) = result["baselines"]
-    assert (baseline["model"], baseline["min_confidence"], baseline["dev"]["n"]) == (str(saved_model_dir), 0.0, 4)

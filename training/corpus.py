@@ -18,6 +18,8 @@ from normalizer.segment import segment
 logger = logging.getLogger(__name__)
 
 DEFAULT_CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+NOT_CLEAN = frozenset({"tortured_phrases.jsonl"})
+"""Files of the shared corpora folder that are not clean prose (the real spun phrase pairs)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def load_splits(
 ) -> dict[str, list[Document]]:
     """Read, de-duplicate and split documents by document; default sources are the shared news corpora."""
     if sources is None:
-        sources = sorted(DEFAULT_CORPORA.glob("*.jsonl"))
+        sources = sorted(p for p in DEFAULT_CORPORA.glob("*.jsonl") if p.name not in NOT_CLEAN)
         if not sources:
             raise FileNotFoundError(f"no corpora in {DEFAULT_CORPORA}; pass sources explicitly")
     out: dict[str, list[Document]] = {"train": [], "dev": [], "test": []}

@@ -114,12 +114,12 @@ def encode_pairs(pairs_dirs: list[str | Path], tokenizer_dir: str | Path, out: s
 
 
 def load_encoded(
-    path: str | Path, tokenizer_dir: str | Path | None, target_format: str, with_aux: bool = True
+    path: str | Path, tokenizer_dir: str | Path | None, with_aux: bool = True
 ) -> tuple[dict, dict]:
     """Training columns and the dev texts from an encoded file.
 
     Columns: `source`, `target`, `aux` (lists of id lists; empty lists unless `with_aux`) and `clean` (nothing was
-    swapped); `target` is the edit sequence or, for `target_format="full"`, the original sentence's ids.
+    swapped); `target` is the edit sequence.
     """
     with np.load(path) as z:
         meta = json.loads(z["meta_json"].tobytes())
@@ -128,9 +128,6 @@ def load_encoded(
         source = _unflat(z["src"], z["src_off"])
         target = _unflat(z["tgt"], z["tgt_off"])
         clean = [len(t) <= 1 for t in target]  # the empty edit list is [EOS]
-        if target_format == "full":
-            table = _unflat(z["orig"], z["orig_off"])
-            target = [table[k] for k in z["orig_index"].tolist()]
         aux = [[] for _ in source]
         if with_aux:
             positions = _unflat(z["aux_pos"], z["aux_pos_off"])

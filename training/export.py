@@ -62,7 +62,7 @@ def model_card(
         f"{params['num_decoder_layers']} decoder layers, {params['num_heads']} heads, "
         f"vocabulary {params['vocab_size']} (SentencePiece unigram, byte fallback), tied embeddings.",
         f"- Weights: fp16 safetensors, {size_mb:.1f} MB.",
-        f"- Target format: `{cfg['target_format']}`; encoder auxiliary loss weight {cfg.get('aux_weight', 0)}.",
+        f"- Target: the edit sequence; encoder auxiliary loss weight {cfg.get('aux_weight', 0)}.",
         "",
         "## Training",
         "- Data: (spun, original) sentence pairs from `../shared/corpora` (BBC 2004-05, Reuters-21578, ABC 2006, "
@@ -96,20 +96,20 @@ def model_card(
         lines += [
             f"- Inference defaults, chosen by `python -m training.tune` "
             f"on {chosen['dev_pairs']} dev pairs (best F0.5): "
-            f"suppress_empty {best['suppress_empty']}, min_confidence {best['min_confidence']}, "
+            f"suppress_empty {best['suppress_empty']}, threshold {_threshold(best)}, "
             f"passes {best.get('passes', 1)} (dev precision "
             f"{best['precision']:.3f}, recall {best['recall']:.3f}, ERR {best['err']:.3f}); the table is in "
             "`tuning.json`.",
             "",
-            "Choosing `min_confidence` (dev pairs, one pass, same suppress_empty; higher = fewer, surer edits):",
+            "Choosing the threshold (dev pairs, one pass, same suppress_empty; higher = fewer, surer edits):",
             "",
-            "| min_confidence | precision | recall | ERR | over-correction |",
+            "| threshold | precision | recall | ERR | over-correction |",
             "|---|---|---|---|---|",
         ]
         for row in chosen["table"]:
             if row.get("passes", 1) == 1 and row["suppress_empty"] == best["suppress_empty"]:
                 lines.append(
-                    f"| {row['min_confidence']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['err']:.3f} | "
+                    f"| {_threshold(row)} | {row['precision']:.3f} | {row['recall']:.3f} | {row['err']:.3f} | "
                     f"{row['over_correction'] * 100:.2f}% |"
                 )
     if tuning_path.exists() and "rerank" in json.loads(tuning_path.read_text()):
@@ -176,7 +176,7 @@ def model_card(
             lines.append(
                 f"- Clean text ({sys_name}): {entry['metrics']['unchanged']:.1%} of clean paragraphs come back "
                 "unchanged (target 98%)"
-                + ("." if "rerank" in sys_name else "; raise `min_confidence` or use the reranker where that matters.")
+                + "; raise the threshold (`--min-confidence`) or use the pipeline where that matters."
             )
     lines += [
         "- Restores only what the training lexicons make plausible; rare words and unseen phrase swaps stay.",
@@ -210,3 +210,8 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _threshold(row: dict) -> float:
+    """A tuning row's threshold (tables written before the rename call it min_confidence)."""
+    return row["threshold"] if "threshold" in row else row["min_confidence"]

@@ -7,8 +7,6 @@
    candidate is labelled by whether it is the original at that span (`normalizer.ranker.gold_edits`). The scored
    features are cached (`--cache`), so refitting costs seconds.
 3. Ranker: logistic regression; stored with the lowest threshold whose dev precision reaches `--min-precision`.
-With `--writer ADAPTER` (an edit writer from `python -m training.lm_lora train`) every rescored candidate also gets
-the writer's two scores (`WRITER_FEATURES`), and the adapter is copied into the checkpoint's `writer/`.
 The checkpoint folder gets `candidates.npz`, `channel.json.gz`, `ranker.json`, `pipeline_config.json` and
 `ranker_training.json` (the command, counts and the dev table per threshold).
 """
@@ -26,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from normalizer.candidates import CANDIDATES_FILE, CandidateTable
-from normalizer.lm import SMOLLM2, LanguageModel
-from normalizer.pipeline import Pipeline, PipelineConfig
-from normalizer.ranker import CHEAP_FEATURES, PRERANKER_FILE, Channel, Ranker, gold_edits, ranker_features
-from normalizer.writer import WRITER_DIR
+from normalizer.checkpoint import CANDIDATES_FILE, PRERANKER_FILE
+from normalizer.engines.pipeline import Pipeline, PipelineConfig
+from normalizer.stages.candidates import CandidateTable
+from normalizer.stages.features import CHEAP_FEATURES, FEATURES
+from normalizer.stages.lm import SMOLLM2, LanguageModel
+from normalizer.stages.ranker import Channel, Ranker, gold_edits
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +67,10 @@ def labelled_features(pipeline: Pipeline, spun: list[str], original: list[str], 
     for k, (s, o, found) in enumerate(zip(spun, original, scored)):
         gold = _gold(s, o, targets[k] if targets else None)
         for sc in found:
-            xs.append(sc.features)
+            xs.append([sc.features[name] for name in FEATURES])
             ys.append(_label(gold, sc.candidate))
             groups.append((k, sc.candidate.first, sc.candidate.last))
-    return np.array(xs, dtype=np.float64).reshape(-1, len(pipeline.features)), np.array(ys), groups
+    return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(ys), groups
 
 
 def labelled_cheap_features(
@@ -82,13 +81,12 @@ def labelled_cheap_features(
 
     xs, ys = [], []
     for k in tqdm(range(0, len(spun), batch), desc="pre-ranker features", unit="batch"):
-        prepared, _, _, feats = pipeline.cheap_features(spun[k : k + batch])
-        for j, ((_, _, _, cands), fs) in enumerate(zip(prepared, feats)):
-            n = k + j
+        scored = pipeline.first_pass(pipeline.candidates(spun[k : k + batch]))
+        for n, piece in enumerate(scored.pieces, k):
             gold = _gold(spun[n], original[n], targets[n] if targets else None)
-            for (c, _), f in zip(cands, fs):
-                xs.append(f)
-                ys.append(_label(gold, c))
+            for sc in piece.candidates:
+                xs.append([sc.features[name] for name in CHEAP_FEATURES])
+                ys.append(_label(gold, sc.candidate))
     return np.array(xs, dtype=np.float64).reshape(-1, len(CHEAP_FEATURES)), np.array(ys)
 
 
@@ -126,12 +124,6 @@ def main(argv: list[str] | None = None) -> None:
         "--seq2seq",
         default="models/default",
         help="seq2seq checkpoint whose proposals join the candidates ('' for none)",
-    )
-    parser.add_argument(
-        "--writer",
-        type=Path,
-        help="LoRA adapter folder of an edit writer (python -m training.lm_lora): its scores become two more "
-        "features, and the adapter is copied into the checkpoint's writer/",
     )
     parser.add_argument("--n", type=int, default=1500, help="dev sentences to fit the ranker on")
     parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
@@ -180,20 +172,15 @@ def main(argv: list[str] | None = None) -> None:
     spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
     targets = [dev[i]["target"] for i in idx]
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
-    config = PipelineConfig(seq2seq=bool(args.seq2seq), writer=args.writer is not None)
-    features = ranker_features(args.writer is not None)
-    if args.writer:
-        from normalizer.adapter import check_adapter_folder
-
-        check_adapter_folder(args.writer)
+    config = PipelineConfig(seq2seq=bool(args.seq2seq))
     loaded: list[Pipeline] = []
 
     def pipeline() -> Pipeline:
         """The pipeline without a ranker, loaded on first use (not at all when both caches exist)."""
         if not loaded:
-            from normalizer.core import Normalizer
+            from normalizer.engines.seq2seq import Seq2SeqRestorer
 
-            seq2seq = Normalizer.from_pretrained(args.seq2seq) if args.seq2seq else None
+            seq2seq = Seq2SeqRestorer.from_pretrained(args.seq2seq) if args.seq2seq else None
             table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
             writer = None
             if args.writer:
@@ -227,9 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.cache:
             np.savez(args.cache, x=x, y=y, groups=np.array(groups))
     logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
-    if x.shape[1] != len(features):
-        raise SystemExit(f"{args.cache}: {x.shape[1]} features cached, this run computes {len(features)}")
-    ranker = Ranker.fit(x, y, features=features)
+    if x.shape[1] != len(FEATURES):
+        raise SystemExit(f"{args.cache}: {x.shape[1]} features cached, this run computes {len(FEATURES)}")
+    ranker = Ranker.fit(x, y, features=FEATURES)
     table_rows = decision_table(ranker.prob(x), y, groups, n_gold)
     sure = [r for r in table_rows if r["precision"] >= args.min_precision and r["edits"]]
     best = sure[0] if sure else max(table_rows, key=lambda r: r["f0.5"])
@@ -238,9 +225,6 @@ def main(argv: list[str] | None = None) -> None:
     preranker.save(args.out, PRERANKER_FILE)
     channel.save(args.out)
     config.save(args.out)
-    if args.writer and args.writer.resolve() != (args.out / WRITER_DIR).resolve():
-        shutil.rmtree(args.out / WRITER_DIR, ignore_errors=True)
-        shutil.copytree(args.writer, args.out / WRITER_DIR, ignore=shutil.ignore_patterns("README.md"))
     if args.candidates.resolve() != (args.out / CANDIDATES_FILE).resolve():
         shutil.copyfile(args.candidates, args.out / CANDIDATES_FILE)
     report = {

@@ -291,6 +291,109 @@ def candidates(profile: Profile, lexicon: Lexicon, word: str) -> tuple[list[str]
     return cands, weights
 
 
+DICTIONARY_MODES = ("once", "each")
+"""How a dictionary spinner picks among a key's alternatives: `once` per key for the whole run (the same choice
+again and again), or at random for `each` occurrence."""
+
+
+def build_dictionary(
+    lexicon: Lexicon, sources: tuple[str, ...], *, size: int = 15000, alternatives: int = 3, seed: int = 0
+) -> list[tuple[str, list[str]]]:
+    """A spinner dictionary in the `key|alt|alt` family's shape, from open lexicons: phrase-table keys first (a
+    dictionary spinner applies phrase lines first), then the `size` most frequent word forms that have synonyms in
+    `sources`, each with up to `alternatives` inflected synonyms (most frequent first, then shuffled by `seed`)."""
+    profile = Profile("dictionary", sources, "uniform", top_k=3 * alternatives, multiword_penalty=0.5)
+    rng = random.Random(seed)
+    entries: list[tuple[str, list[str]]] = []
+    for table in ("function", "phrases", "idioms", "institutions"):
+        for key, alts in sorted(phrases.TABLES[table].items()):
+            alts = [a for a in alts if a != key][:alternatives]
+            if alts:
+                entries.append((key, alts))
+    seen = {k for k, _ in entries}
+    forms = sorted(
+        (w for w in lexicon.zipf if w.isalpha() and len(w) >= 3 and w not in seen), key=lambda w: (-lexicon.zipf[w], w)
+    )
+    for word in forms:
+        if len(entries) >= size:
+            break
+        cands, _ = candidates(profile, lexicon, word)
+        if cands:
+            alts = cands[:alternatives]
+            rng.shuffle(alts)
+            entries.append((word, alts))
+    # Phrase lines first, longest first, as the spinners apply them.
+    return sorted(entries, key=lambda e: -len(e[0].split()))
+
+
+def write_dictionary(entries: list[tuple[str, list[str]]], path) -> None:
+    """Write `key|alt|alt` lines."""
+    with open(path, "w", encoding="utf-8") as f:
+        for key, alts in entries:
+            f.write("|".join([key, *alts]) + "\n")
+
+
+class DictionarySpinner:
+    """Spin text the way dictionary spinners (WP Auto Spinner, Turbo Spinner and clones) do: every occurrence of a
+    key (matched case-insensitively, whole words, lines in order, phrase lines first) that does not overlap an
+    earlier replacement is replaced by one of its alternatives, chosen once per key or for each occurrence; the
+    first letter's case is copied; "a"/"an" before a replaced word is left as it was. URLs and e-mail addresses,
+    acronyms and numbers are left alone."""
+
+    def __init__(self, entries: list[tuple[str, list[str]]], mode: str = "once", seed: int = 0):
+        if mode not in DICTIONARY_MODES:
+            raise ValueError(f"mode must be one of {DICTIONARY_MODES}, got {mode!r}")
+        self.entries = {k.lower(): alts for k, alts in entries if alts}
+        self.order = {k.lower(): n for n, (k, _) in enumerate(entries)}
+        self.mode, self.seed = mode, seed
+        self.rng = random.Random(seed)
+        self.max_words = max((len(k.split()) for k in self.entries), default=1)
+        self._once: dict[str, str] = {}
+
+    def _choice(self, key: str, rng: random.Random) -> str:
+        alts = self.entries[key]
+        if self.mode == "each":
+            return rng.choice(alts)
+        if key not in self._once:
+            self._once[key] = random.Random(f"{self.seed}:{key}").choice(alts)
+        return self._once[key]
+
+    def spin(self, text: str, rng: random.Random | None = None) -> SpinResult:
+        rng = rng or self.rng
+        toks = tokenize(text)
+        protected = [m.span() for m in URL_RE.finditer(text)]
+        toks = [t for t in toks if not any(a <= t.start < b for a, b in protected)]
+        # Every match of every key, then taken in dictionary order (phrase lines first), skipping overlaps.
+        matches = []
+        for i, tok in enumerate(toks):
+            if not tok.text[0].isalpha() or (len(tok.text) > 1 and tok.text.isupper()):
+                continue
+            for n in range(1, min(self.max_words, len(toks) - i) + 1):
+                span = toks[i : i + n]
+                if n > 1 and (text[span[-2].end : span[-1].start] != " " or not span[-1].text[0].isalpha()):
+                    break
+                key = text[span[0].start : span[-1].end].lower()
+                if key in self.entries:
+                    matches.append((self.order[key], i, i + n, key))
+        taken: list[tuple[int, int]] = []
+        for _, i, j, key in sorted(matches):
+            if all(j <= a or i >= b for a, b in taken):
+                taken.append((i, j))
+        out, swaps, pos, spun_len = [], [], 0, 0
+        for i, j in sorted(taken):
+            start, end = toks[i].start, toks[j - 1].end
+            surface = text[start:end]
+            replacement = match_case(self._choice(surface.lower(), rng), surface[:1] + surface[1:].lower())
+            out.append(text[pos:start])
+            spun_len += start - pos
+            out.append(replacement)
+            swaps.append(Swap(start, end, spun_len, spun_len + len(replacement), surface, replacement))
+            spun_len += len(replacement)
+            pos = end
+        out.append(text[pos:])
+        return SpinResult(text, "".join(out), swaps)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Spin a file (or stdin) line by line: `spin [FILE] --profile spinbot --rate 0.3 --seed 0`."""
     parser = argparse.ArgumentParser(description="Spin text the way article spinners do (for inspection).")

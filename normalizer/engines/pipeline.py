@@ -1,0 +1,417 @@
+"""The pipeline engine (the default): candidates → first pass → pre-rank → rescore → rank, then the shared decision.
+
+    pipeline = Pipeline.from_pretrained("models/default")        # candidates, ranker, channel + SmolLM2
+    pipeline.restore("The firm mentioned final 12 months that ...")
+
+Each stage is a public method on one batch type (`Batch` of `Piece`s, each holding its `Scored` candidates), so a
+user, a benchmark or a test can run one stage alone:
+1. `candidates`: every original a spinner could have swapped each word or phrase from (`normalizer.stages.candidates`:
+   inverted thesauri, phrase tables, spintax), plus the seq2seq model's proposals when the checkpoint has one.
+2. `first_pass`: one language-model pass per sentence (`normalizer.stages.lm`): each candidate's first sub-token
+   against the spun word's, and the rest of the `CHEAP_FEATURES` (`normalizer.stages.features`).
+3. `prerank`: the pre-ranker on those features; per span the best `prerank_k` above `gate` that pass the guard stay.
+4. `rescore`: the span plus `right_context` words rescored with each candidate in place, as continuations of the
+   first pass's KV cache (`lm_gain`, `gain_gap`, `spun_surprisal`).
+5. `rank`: the ranker's probability per candidate; per span the likeliest becomes the proposal.
+The `Restorer` base then applies proposals at or above the threshold (guard, overlaps) and splices them in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_json_object, resolve_checkpoint
+from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
+from normalizer.restorer import Restorer, check_threshold
+from normalizer.stages.candidates import Candidate, CandidateTable, spintax_candidates
+from normalizer.stages.dictionary import SpinnerDictionary
+from normalizer.stages.features import CHEAP_FEATURES, FEATURES, cheap_features, rescore_features
+from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
+from normalizer.stages.ranker import Channel, Ranker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    """How the pipeline searches and decides; stored in the checkpoint as `pipeline_config.json`."""
+
+    right_context: int = 3
+    """Words after the span rescored with each candidate."""
+    prerank_k: int = 4
+    """Candidates per span kept for full rescoring, best pre-ranker score first."""
+    gate: float = -5.0
+    """Candidates whose pre-ranker log-probability is below this are not rescored (the speed/recall knob)."""
+    threshold: float | None = None
+    """Ranker probability at or above which an edit is applied; None = the ranker's own (chosen on dev)."""
+    max_lm_tokens: int = 192
+    """Longest piece in language-model tokens; a longer one is cut in half until it fits."""
+    max_words: int = 48
+    """Longest piece, in word tokens (see `normalizer.segment`)."""
+    batch_size: int = 16
+    """Sentences per language-model pass."""
+    seq2seq: bool = True
+    """Add the checkpoint's seq2seq model's proposals to the candidates (when the checkpoint has one)."""
+    dictionary_prior: float = 1.5
+    """With a user-supplied spinner dictionary: the log-odds, before the language model's evidence, that a span the
+    dictionary could have written is a swap of its key. A dictionary candidate's confidence is
+    sigmoid(lm_gain + dictionary_prior) where that beats the ranker's: at 1.5 and the shipped threshold 0.8, the
+    key is restored where the language model finds it at least ~0.1 nats likelier than the spun words."""
+
+    def __post_init__(self):
+        if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
+            raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
+        if self.threshold is not None:
+            check_threshold(self.threshold)
+        if self.max_lm_tokens < 8:
+            raise ValueError(f"max_lm_tokens must be >= 8, got {self.max_lm_tokens}")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PipelineConfig:
+        path = Path(directory) / PIPELINE_FILE
+        if not path.exists():
+            return cls()
+        data = read_json_object(path)
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / PIPELINE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+@dataclass
+class Scored:
+    """A candidate edit on its way through the stages: its LM ids and its features, by name, as they are known."""
+
+    candidate: Candidate
+    ids: list[int]
+    """LM token ids of the replacement chunk (the space before the span included)."""
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Piece:
+    """One sentence piece: its word tokens, its LM ids and its candidates."""
+
+    text: str
+    tokens: list[Token]
+    seq: list[int]
+    """LM token ids, the start token first."""
+    starts: list[int]
+    """Position in `seq` of each token's chunk (a token and the space before it), then the end."""
+    candidates: list[Scored] = field(default_factory=list)
+    row: int = -1
+    """This piece's row in the batch's first pass (-1: not scored)."""
+
+
+@dataclass
+class Batch:
+    """Pieces scored together, and the first pass they share."""
+
+    pieces: list[Piece]
+    state: FirstPass | None = None
+
+
+class Pipeline(Restorer):
+    """Restores spun text with candidates from thesauri and a pretrained language model to choose among them."""
+
+    def __init__(
+        self,
+        table: CandidateTable,
+        lm: LanguageModel,
+        ranker: Ranker | None = None,
+        channel: Channel | None = None,
+        preranker: Ranker | None = None,
+        config: PipelineConfig | None = None,
+        guard: GuardConfig = GuardConfig(),
+        seq2seq=None,
+        dictionary: SpinnerDictionary | None = None,
+    ):
+        self.table = table
+        self.lm = lm
+        self.ranker = ranker
+        self.preranker = preranker
+        """Orders each span's candidates from the one pass's features; None keeps them all (up to `prerank_k`)."""
+        self.channel = channel or Channel()
+        self.config = config or PipelineConfig()
+        self.guard = guard
+        self.seq2seq = seq2seq
+        """Optional `Seq2SeqRestorer` whose proposals join the candidates (and are a feature of every candidate)."""
+        self.dictionary = dictionary
+        """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
+
+    features = FEATURES
+    """The names of the features each rescored candidate carries (what the ranker was trained on)."""
+
+    @property
+    def threshold(self) -> float:
+        """The configured threshold, else the ranker's own (chosen on dev pairs)."""
+        if self.config.threshold is not None:
+            return self.config.threshold
+        if self.ranker is None:
+            raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
+        return self.ranker.threshold
+
+    @property
+    def max_words(self) -> int:
+        return self.config.max_words
+
+    @property
+    def max_piece_tokens(self) -> int:
+        return self.config.max_lm_tokens - 1  # the start token comes first
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        lm: str | Path = SMOLLM2,
+        device=None,
+        dictionaries: list[str | Path] | SpinnerDictionary = (),
+        **overrides,
+    ) -> Pipeline:
+        """Load a pipeline checkpoint (default: `$NORMALIZER_MODEL`, else the shipped model) and its language model.
+
+        `dictionaries`: spinner dictionary files (`key|alt|alt` lines) the text's spinner may have used, or one
+        `SpinnerDictionary` already read.
+        `overrides` replace fields of the stored `PipelineConfig` (e.g. `threshold=0.8`); a None value keeps the
+        stored one."""
+        from normalizer.engines.seq2seq import Seq2SeqRestorer
+
+        directory = resolve_checkpoint(path)
+        if not (directory / CANDIDATES_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: no {CANDIDATES_FILE} (build it with python -m training.candidates)")
+        config = PipelineConfig.load(directory)
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides:
+            config = PipelineConfig(**{**asdict(config), **overrides})
+        seq2seq = None
+        if config.seq2seq and (directory / "config.json").is_file():
+            seq2seq = Seq2SeqRestorer.from_pretrained(directory, device=device)
+        return cls(
+            CandidateTable.load(directory / CANDIDATES_FILE),
+            LanguageModel.from_pretrained(lm, device=device),
+            Ranker.load(directory, FEATURES),
+            Channel.load(directory),
+            Ranker.load(directory, CHEAP_FEATURES, PRERANKER_FILE),
+            config,
+            seq2seq=seq2seq,
+            dictionary=dictionaries if isinstance(dictionaries, SpinnerDictionary) else _dictionary(dictionaries),
+        )
+
+    # ---- the engine -------------------------------------------------------------------------------------------
+
+    def piece_tokens(self, text: str) -> int:
+        return sum(len(self.lm.chunk_ids(chunk)) for chunk in _chunks(text, tokenize(text)))
+
+    def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
+        """Per piece, the likeliest candidate of each span with the ranker's probability as its confidence."""
+        if self.ranker is None:
+            raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
+        return [self.rank(found) for found in self.score(pieces, batch_size=batch_size, progress=progress)]
+
+    def score(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Scored]]:
+        """Every rescored candidate of every piece with its `FEATURES` (stages 1-4), in length-sorted batches."""
+        results: list[list[Scored]] = [[] for _ in pieces]
+        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+        step = batch_size or self.config.batch_size
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(pieces), unit="sentence", desc="normalize", leave=False)
+        for k in range(0, len(order), step):
+            which = order[k : k + step]
+            batch = self.rescore(self.prerank(self.first_pass(self.candidates([pieces[i] for i in which]))))
+            for i, piece in zip(which, batch.pieces):
+                results[i] = piece.candidates
+            if bar is not None:
+                bar.update(len(which))
+        if bar is not None:
+            bar.close()
+        return results
+
+    # ---- stages -----------------------------------------------------------------------------------------------
+
+    def candidates(self, texts: list[str]) -> Batch:
+        """Stage 1: each piece tokenised for the LM, with its candidates (spintax, the table, the seq2seq model's
+        proposals merged in where they agree with the table)."""
+        proposals = self.seq2seq.propose(texts) if self.seq2seq is not None else [[] for _ in texts]
+        pieces = []
+        for text, proposed in zip(texts, proposals):
+            tokens = tokenize(text)
+            chunks = _chunks(text, tokens)
+            starts, seq = [], [self.lm.start_id]
+            for chunk in chunks:
+                starts.append(len(seq))
+                seq += self.lm.chunk_ids(chunk)
+            starts.append(len(seq))
+            piece = Piece(text, tokens, seq, starts)
+            if len(seq) > 1:
+                ends = [0] + [t.end for t in tokens]
+                for c in self.merged_candidates(text, tokens, proposed):
+                    ids = self.lm.chunk_ids(text[ends[c.first] : c.start] + c.after)
+                    if ids:
+                        piece.candidates.append(Scored(c, ids))
+            pieces.append(piece)
+        return Batch(pieces)
+
+    def merged_candidates(self, text: str, tokens: list[Token], proposals: list[Edit] = ()) -> list[Candidate]:
+        """Spintax alternatives, table candidates and the seq2seq model's proposals (merged where they agree)."""
+        out = spintax_candidates(text, tokens)
+        taken = [(c.first, c.last) for c in out]
+
+        def free(a: int, b: int) -> bool:
+            return all(b <= x or a >= y for x, y in taken)
+
+        by_key = {}
+        for c in self.table.propose(text, tokens):
+            if free(c.first, c.last):
+                by_key[(c.first, c.last, c.after.lower())] = len(out)
+                out.append(c)
+        if self.dictionary is not None:
+            for c in self.dictionary.propose(text, tokens):
+                key = (c.first, c.last, c.after.lower())
+                if key in by_key:
+                    out[by_key[key]] = replace(out[by_key[key]], dictionary=True)
+                elif free(c.first, c.last):
+                    by_key[key] = len(out)
+                    out.append(replace(c, dictionary=True))
+        first = {t.start: k for k, t in enumerate(tokens)}
+        last = {t.end: k + 1 for k, t in enumerate(tokens)}
+        for e in proposals:
+            if e.start not in first or e.end not in last or not free(first[e.start], last[e.end]):
+                continue
+            key = (first[e.start], last[e.end], e.after.lower())
+            if key in by_key:
+                k = by_key[key]
+                out[k] = replace(out[k], seq2seq=max(e.confidence, out[k].seq2seq))
+            elif e.after:
+                by_key[key] = len(out)
+                out.append(
+                    Candidate(e.start, e.end, key[0], key[1], e.before, e.after, "seq2seq", seq2seq=e.confidence)
+                )
+        return out
+
+    def first_pass(self, batch: Batch) -> Batch:
+        """Stage 2: one LM pass over the pieces that have candidates; every candidate gets its `CHEAP_FEATURES`."""
+        live = [p for p in batch.pieces if p.candidates]
+        if not live:
+            return batch
+        batch.state = self.lm.first_pass(
+            [p.seq for p in live], [[(p.starts[s.candidate.first], s.ids[0]) for s in p.candidates] for p in live]
+        )
+        for row, piece in enumerate(live):
+            piece.row = row
+            token_lp = batch.state.token_lp[row]
+            for s, first_lp in zip(piece.candidates, batch.state.gathered[row]):
+                spun_lp = token_lp[piece.starts[s.candidate.first]]
+                s.features = cheap_features(s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table)
+        return batch
+
+    def prerank(self, batch: Batch) -> Batch:
+        """Stage 3: the pre-ranker's log-probability (`prerank`) on every candidate; per span only the best
+        `prerank_k` above `gate` that the guard allows stay (spintax always does)."""
+        cfg = self.config
+        for piece in batch.pieces:
+            if not piece.candidates:
+                continue
+            if self.preranker is not None:
+                scores = np.log(self.preranker.prob_records([s.features for s in piece.candidates]) + 1e-12)
+            else:
+                scores = np.zeros(len(piece.candidates))
+            by_span: dict[tuple[int, int], list[tuple[float, int, Scored]]] = {}
+            for k, (s, score) in enumerate(zip(piece.candidates, scores.tolist())):
+                s.features["prerank"] = score
+                if s.candidate.kind == "spintax" or s.candidate.dictionary or score >= cfg.gate:
+                    by_span.setdefault((s.candidate.first, s.candidate.last), []).append((score, k, s))
+            kept = []
+            for group in by_span.values():
+                group.sort(key=lambda g: -g[0])
+                # The guard only on the candidates that might be rescored: it is slow.
+                allowed = [
+                    g for g in group if guard_reason(g[2].candidate.before, g[2].candidate.after, self.guard) is None
+                ]
+                # A user's dictionary is evidence of its own: its candidates are always rescored.
+                kept += allowed[: cfg.prerank_k] + [g for g in allowed[cfg.prerank_k :] if g[2].candidate.dictionary]
+            piece.candidates = [s for _, _, s in kept]
+        return batch
+
+    def rescore(self, batch: Batch) -> Batch:
+        """Stage 4: each surviving candidate's span plus `right_context` words scored as a continuation of the
+        sentence's cached prefix; `RESCORE_FEATURES` complete each candidate's `FEATURES`."""
+        items, owners = [], []  # continuation requests, and (candidate, base, surprisal) of each
+        for piece in batch.pieces:
+            if not piece.candidates:
+                continue
+            token_lp = batch.state.token_lp[piece.row]
+            for s in piece.candidates:
+                first, last = s.candidate.first, s.candidate.last
+                stop = min(last + self.config.right_context, len(piece.tokens))
+                right = piece.seq[piece.starts[last] : piece.starts[stop]]
+                base = sum(token_lp[piece.starts[first] : piece.starts[stop]])
+                surprisal = -sum(token_lp[piece.starts[first] : piece.starts[last]])
+                items.append((piece.row, piece.starts[first], s.ids + right))
+                owners.append((piece, s, base, surprisal))
+        conts = self.lm.continuations(batch.state, items) if items else []
+        # gain_gap needs every rescored candidate of a span, so collect the gains first.
+        best: dict[tuple[int, int, int], float] = {}
+        gains = []
+        for (piece, s, base, _), cont in zip(owners, conts):
+            key = (id(piece), s.candidate.first, s.candidate.last)
+            gains.append(cont - base)
+            best[key] = max(best.get(key, -1e9), cont - base)
+        for (piece, s, _, surprisal), gain in zip(owners, gains):
+            key = (id(piece), s.candidate.first, s.candidate.last)
+            s.features.update(rescore_features(s.features["prerank"], gain, best[key], surprisal))
+        return batch
+
+    def rank(self, found: list[Scored]) -> list[Edit]:
+        """Stage 5: per span the likeliest candidate, as an edit whose confidence is the ranker's probability and
+        whose scores are its features. Spintax is template residue, always resolved: its alternatives compete on
+        the LM gain alone."""
+        if not found:
+            return []
+        probs = self.ranker.prob_records([s.features for s in found])
+        best: dict[tuple[int, int], tuple[float, float, Scored]] = {}
+        for p, s in zip(probs.tolist(), found):
+            c = s.candidate
+            spintax = c.kind == "spintax"
+            if c.dictionary:
+                p = max(p, 1.0 / (1.0 + math.exp(-(s.features["lm_gain"] + self.config.dictionary_prior))))
+            p, rank = (1.0, s.features["lm_gain"]) if spintax else (p, p)
+            key = (c.first, c.last)
+            if key not in best or rank > best[key][1]:
+                best[key] = (p, rank, s)
+        return [
+            Edit(
+                s.candidate.start,
+                s.candidate.end,
+                s.candidate.before,
+                s.candidate.after,
+                p,
+                tuple((name, s.features[name]) for name in self.features),
+            )
+            for p, _, s in best.values()
+        ]
+
+
+def _chunks(text: str, tokens: list[Token]) -> list[str]:
+    """Each token with the text between it and the token before (its leading space), as the LM reads it."""
+    ends = [0] + [t.end for t in tokens]
+    return [text[ends[k] : tok.end] for k, tok in enumerate(tokens)]
+
+
+def _dictionary(paths) -> SpinnerDictionary | None:
+    return SpinnerDictionary.load(paths) if paths else None

@@ -1,0 +1,82 @@
+"""The features of a candidate edit: their schema (names, in the order rankers store them) and the one place each
+is computed. A candidate carries its features as a named record (name -> value); a ranker reads the record by its
+own stored names, so no computation order can shift a value into another feature's weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+from normalizer.edits import Token
+from normalizer.stages.candidates import Candidate, CandidateTable
+from normalizer.stages.ranker import Channel
+
+CHEAP_FEATURES = (
+    "first_gain",
+    "cand_first_lp",
+    "spun_first_lp",
+    "log_rank",
+    "phrase",
+    "moby",
+    "wordnet",
+    "mythes",
+    "zipf_after",
+    "zipf_before",
+    "article_wrong",
+    "article_fixed",
+    "span_words",
+    "after_words",
+    "channel",
+    "channel_seen",
+    "seq2seq_conf",
+    "seq2seq_proposed",
+)
+"""Known after the one language-model pass per sentence: the pre-ranker's features."""
+RESCORE_FEATURES = ("prerank", "lm_gain", "gain_gap", "spun_surprisal")
+"""Known after rescoring: the pre-ranker's log-probability and the full span's language-model scores."""
+FEATURES = (*CHEAP_FEATURES, *RESCORE_FEATURES)
+"""The ranker's features."""
+
+_VOWEL = set("aeiouAEIOU")
+
+
+def cheap_features(
+    c: Candidate, tokens: list[Token], first_lp: float, spun_lp: float, channel: Channel, table: CandidateTable
+) -> dict[str, float]:
+    """The `CHEAP_FEATURES` of candidate `c` in a sentence of `tokens`, given the first sub-token log-probabilities
+    of the candidate (`first_lp`) and of the spun word (`spun_lp`) at the span's start."""
+    article = tokens[c.first - 1].text.lower() if c.first > 0 else ""
+    wrong = fixed = 0.0
+    if article in ("a", "an"):
+        # By spelling, not sound: the spinner leaves "a"/"an" as it was, so a mismatch marks a swap.
+        wrong = float((article == "an") != (c.before[:1] in _VOWEL))
+        fixed = float(wrong and (article == "an") == (c.after[:1] in _VOWEL))
+    log_channel, seen = channel.log_prob(c.after, c.before)
+    thesaurus = c.kind == "thesaurus"
+    return {
+        "first_gain": first_lp - spun_lp,
+        "cand_first_lp": first_lp,
+        "spun_first_lp": spun_lp,
+        "log_rank": math.log1p(c.rank) if thesaurus else 0.0,
+        "phrase": float(c.kind == "phrase"),
+        "moby": float(bool(c.sources & 1)),
+        "wordnet": float(bool(c.sources & 2)),
+        "mythes": float(bool(c.sources & 4)),
+        "zipf_after": table.zipf(c.after.lower()),
+        "zipf_before": table.zipf(c.before.lower()),
+        "article_wrong": wrong,
+        "article_fixed": fixed,
+        "span_words": float(c.last - c.first),
+        "after_words": float(len(c.after.split())),
+        "channel": log_channel,
+        "channel_seen": float(seen),
+        "seq2seq_conf": max(c.seq2seq, 0.0),
+        "seq2seq_proposed": float(c.seq2seq >= 0),
+    }
+
+
+def rescore_features(prerank: float, gain: float, best_gain: float, surprisal: float) -> dict[str, float]:
+    """The `RESCORE_FEATURES`: the pre-ranker's log-probability, the candidate's LM gain over the spun span (span
+    plus right context), its gap to the best gain among its span's rescored candidates, and the spun span's
+    surprisal."""
+    return {"prerank": prerank, "lm_gain": gain, "gain_gap": gain - best_gain, "spun_surprisal": surprisal}
