@@ -20,6 +20,20 @@ SPECIAL_SYMBOLS = (TO, SEP)
 _TOKEN_RE = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 
 URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+|\b\w+\.(?:com|org|net|gov|edu|co\.uk)\b", re.I)
+PROTECTED_RE = re.compile(
+    "|".join(
+        (
+            URL_RE.pattern,
+            r"(?<![\w@])@\w+",  # a handle
+            r"(?<![\w&])#\w+",  # a hashtag
+            r"(?<![\w/])(?:~|\.{1,2})?/[\w.+-]+(?:/[\w.+-]*)+",  # a Unix path (two or more parts)
+            r"\b[A-Za-z]:\\\S+",  # a Windows path
+            r"`[^`\n]+`",  # a code span
+        )
+    ),
+    re.I,
+)
+"""Text no edit may touch: URLs, e-mail addresses, handles, hashtags, file paths and code spans."""
 _DIGIT_RE = re.compile(r"\d")
 _CURRENCY_RE = re.compile(r"[$€£¥₹]")
 
@@ -31,6 +45,11 @@ class Token:
     text: str
     start: int
     end: int
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every URL, e-mail address, handle, hashtag, file path or code span in `text`."""
+    return [m.span() for m in PROTECTED_RE.finditer(text)]
 
 
 def tokenize(text: str) -> list[Token]:
@@ -211,11 +230,31 @@ _DATE_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february march april june july august "
     "september october november december".split()
 )
-# Quantities that say the same thing as a unit word: spinners write "12 months" for "year", and undoing that changes
-# no number. Keys are lower-cased token tuples.
-UNIT_EQUIVALENTS = frozenset(
-    {("12", "months"), ("twelve", "months"), ("7", "days"), ("seven", "days"), ("24", "hours"), ("60", "minutes")}
-)
+# Quantities that say the same thing as a unit word: spinners write "final 12 months" for "last year", and undoing
+# that changes no number. Keys are lower-cased token tuples, values the unit word they stand for.
+UNIT_EQUIVALENTS = {
+    ("12", "months"): "year",
+    ("twelve", "months"): "year",
+    ("7", "days"): "week",
+    ("seven", "days"): "week",
+    ("24", "hours"): "day",
+    ("60", "minutes"): "hour",
+}
+# The unit word must follow one of these in the restored text: "last year", "a year ago", "this week". A bare
+# "year on year" for "12 months on 12 months" is refused, since a writer may well have meant twelve months.
+_UNIT_DETERMINERS = frozenset("last next this past previous a one every each per that the coming".split())
+
+
+def _unit_restored(before: list[str], after: list[str]) -> bool:
+    """Whether `after` writes each quantity of `before` that it drops as its unit word after a determiner."""
+    b, a = [w.lower() for w in before], [w.lower() for w in after]
+    for i in range(len(b)):
+        unit = next((UNIT_EQUIVALENTS[k] for k in UNIT_EQUIVALENTS if tuple(b[i : i + len(k)]) == k), None)
+        if unit is None:
+            continue
+        if not any(w == unit and j > 0 and a[j - 1] in _UNIT_DETERMINERS for j, w in enumerate(a)):
+            return False
+    return True
 
 
 def _protected(s: str) -> list[str]:
@@ -257,6 +296,6 @@ def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig()) -
         return "span too long"
     if abs(len(b) - len(a)) > config.max_length_change:
         return "inserts or drops content"
-    if _protected(before) != _protected(after):
+    if _protected(before) != _protected(after) or not _unit_restored(b, a):
         return "changes a number, date, URL, e-mail or amount"
     return None

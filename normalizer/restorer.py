@@ -15,7 +15,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from normalizer.edits import Edit, GuardConfig, apply_with_repairs, guard_reason, map_back, splice, tokenize
+from normalizer.edits import (
+    Edit,
+    GuardConfig,
+    apply_with_repairs,
+    guard_reason,
+    map_back,
+    protected_spans,
+    splice,
+    tokenize,
+)
 from normalizer.segment import text_list, word_pieces
 
 
@@ -58,15 +67,19 @@ def check_threshold(threshold: float, name: str = "threshold") -> float:
 
 
 def decide(
-    proposals: list[Edit], threshold: float, guard: GuardConfig = GuardConfig()
+    proposals: list[Edit], threshold: float, guard: GuardConfig = GuardConfig(), piece: str = ""
 ) -> tuple[list[Edit], list[Rejection]]:
-    """Which of one piece's proposals to apply: surest first, each at or above `threshold`, passing the guard and
-    overlapping no surer edit. Refusals are reported with their reason, except proposals that change nothing and
-    those under half the threshold (an engine may propose a candidate for nearly every word)."""
+    """Which of one piece's proposals to apply: surest first, each at or above `threshold`, passing the guard,
+    outside every URL, e-mail address, handle, hashtag, path or code span of `piece`, and overlapping no surer edit.
+    Refusals are reported with their reason, except proposals that change nothing and those under half the
+    threshold (an engine may propose a candidate for nearly every word)."""
     chosen: list[Edit] = []
     refused: list[Rejection] = []
+    protected = protected_spans(piece) if piece else []
     for edit in sorted(proposals, key=lambda e: -e.confidence):
         reason = guard_reason(edit.before, edit.after, guard)
+        if reason is None and any(edit.start < b and a < edit.end for a, b in protected):
+            reason = "inside a URL, e-mail address, handle, hashtag, path or code"
         if reason == "no change":
             continue
         if reason is None and edit.confidence < threshold:
@@ -190,17 +203,17 @@ class Restorer:
         with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
         an applied one is dropped."""
         proposals = self.propose(pieces, batch_size=batch_size, progress=progress)
-        results = [decide(p, threshold, self.guard) for p in proposals]
+        results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
         for _ in range(self.passes - 1):
             redo = [i for i, (chosen, _) in enumerate(results) if chosen]
             if not redo:
                 break
             repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
             again = self.propose([text for text, _ in repaired], batch_size=batch_size, progress=progress)
-            for i, (_, repairs), found in zip(redo, repaired, again):
+            for i, (text, repairs), found in zip(redo, repaired, again):
                 chosen, refused = results[i]
                 added = []
-                for e in decide(found, threshold, self.guard)[0]:
+                for e in decide(found, threshold, self.guard, text)[0]:
                     mapped = map_back(e.start, e.end, repairs)
                     if mapped is not None:
                         added.append(replace(e, start=mapped[0], end=mapped[1]))

@@ -54,6 +54,13 @@ def test_locate_drops_unmatched():
         ("a b c d e f g", "x", False),
         ("in accordance with", "according to", True),
         ("the", "the big red old house", False),
+        # a quantity may become its unit word only after a determiner ("last year"), never bare
+        ("final 12 months of", "last year of", True),
+        ("a 12 months", "a year", True),
+        ("12 months on 12 months", "year on year", False),
+        ("12 months", "year", False),
+        ("7 days", "week", False),
+        ("final 7 days", "last week", True),
     ],
 )
 def test_guard(before, after, ok):
@@ -82,3 +89,27 @@ def test_long_sentence_is_cut_not_truncated():
     assert len(spans) > 10
     assert " ".join(text[a:b] for a, b in spans) == text
     assert all(len(tokenize(text[a:b])) <= 48 for a, b in spans)
+
+
+@pytest.mark.parametrize(
+    "text,inside",
+    [
+        ("Write to mentioned.struggle@firm-news.com today.", "mentioned.struggle@firm-news.com"),
+        ("See https://example.com/mentioned/struggle?final=12 now.", "https://example.com/mentioned/struggle?final=12"),
+        ("Visit www.firm.com today.", "www.firm.com"),
+        ("Ask @mentioned about #struggle.", "@mentioned"),
+        ("Ask @mentioned about #struggle.", "#struggle"),
+        ("Open /usr/local/firm/data first.", "/usr/local/firm/data"),
+        ("Run `said --firm` again.", "`said --firm`"),
+    ],
+)
+def test_protected_spans(text, inside):
+    from normalizer.edits import protected_spans
+
+    assert inside in [text[a:b] for a, b in protected_spans(text)]
+
+
+def test_no_protected_span_in_plain_prose():
+    from normalizer.edits import protected_spans
+
+    assert protected_spans("The firm said 3/4 of staff and/or managers left, up 7 per cent.") == []

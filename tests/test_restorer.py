@@ -98,3 +98,24 @@ def test_engines_share_the_contract():
     for engine in (Pipeline, Seq2SeqRestorer):
         for name in ("normalize", "normalize_batch", "restore", "restore_batch", "pieces", "fit", "restore_pieces"):
             assert getattr(engine, name) is getattr(engine.__mro__[1], name)  # inherited, never rewritten
+
+
+def test_no_edit_inside_urls_addresses_handles_or_paths(normalizer):
+    scripted(normalizer, lambda piece: f"mentioned{TO} said")  # proposes the first "mentioned" of every piece
+    for text in [
+        "Write to mentioned.struggle@firm-news.com or visit www.firm.com today.",
+        "Go to https://example.com/mentioned/struggle?final=12 now.",
+        "Ask @mentioned about it.",
+        "Open /srv/mentioned/data first.",
+    ]:
+        r = normalizer.restore(text)
+        assert r.text == text and r.edits == []
+        assert [x.reason for x in r.rejected] == ["inside a URL, e-mail address, handle, hashtag, path or code"]
+    assert normalizer.normalize("He mentioned www.firm.com.") == "He said www.firm.com."  # prose next to it still
+
+
+def test_a_quantity_is_not_dropped_for_its_unit(normalizer):
+    scripted(normalizer, lambda piece: f"12 months on 12 months{TO} year on year" if "on 12" in piece else "")
+    text = "Sales were up 7 per cent 12 months on 12 months."
+    r = normalizer.restore(text)
+    assert r.text == text and r.rejected[0].reason.startswith("changes a number")
