@@ -16,6 +16,7 @@ transformers reads them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from normalizer.checkpoint import check_model_folder, sha256_file
+from normalizer.checkpoint import check_model_folder, check_safetensors, sha256_file
 from normalizer.device import model_dtype, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -209,33 +210,108 @@ def load_causal_lm(path: str | Path, device, dtype: str = "auto"):
     return model, tokenizer
 
 
+GGUF_MAGIC = b"GGUF"
+_SAMPLES, _BLOCK = 64, 1 << 16
+
+
+def weights_fingerprint(path: Path) -> dict:
+    """Size and SHA-256 of the header and of 64 evenly spread 64 KiB blocks of a weights file: reads 4 MiB of a
+    540 MB file, and catches truncation and any damaged stretch wider than the spacing (about 8 MB)."""
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(_BLOCK))
+        for k in range(_SAMPLES):
+            f.seek(k * max(size - _BLOCK, 0) // max(_SAMPLES - 1, 1))
+            h.update(f.read(_BLOCK))
+    return {"size": size, "sampled_sha256": h.hexdigest()}
+
+
+def conversion_intact(target: Path) -> bool:
+    """Whether a cached conversion is complete and undamaged (its weights match the fingerprint taken when it was
+    written; a cache written before fingerprints were kept counts as damaged and is rebuilt)."""
+    try:
+        source = json.loads((target / "source.json").read_text())
+        weights = target / "model.safetensors"
+        check_safetensors(weights)
+        return isinstance(source, dict) and source.get("weights") == weights_fingerprint(weights)
+    except (OSError, ValueError):
+        return False
+
+
 def converted_gguf(path: Path) -> Path:
-    """A safetensors copy of a GGUF model in the cache (made once: de-quantising takes about half a minute)."""
+    """A safetensors copy of a GGUF model in the cache (made once: de-quantising takes about half a minute).
+
+    A cached copy that is truncated or damaged is rebuilt, with one warning; where the cache folder cannot be
+    written, the copy goes to a temporary folder for this process, with one warning (every run converts again)."""
+    with open(path, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise ValueError(f"{path}: not a GGUF file")
     digest = sha256_file(path)
-    target = CACHE_DIR / "lm" / digest[:16]
-    if (target / "model.safetensors").exists() and (target / "source.json").exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    cache = CACHE_DIR
+    target = cache / "lm" / digest[:16]
+    note = "converting %s to safetensors in %s (once; about half a minute)"
+    if target.exists():
+        if conversion_intact(target):
+            return target
+        note = "the cached conversion of %s in %s is damaged or incomplete; converting it again (about half a minute)"
+    try:
+        (cache / "lm").mkdir(parents=True, exist_ok=True)
+        probe = cache / "lm" / f".probe{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        import atexit
+        import shutil
+        import tempfile
 
-    logger.warning("converting %s to safetensors in %s (once; about half a minute)", path.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
-    )
-    from safetensors.torch import save_model
-
+        scratch = Path(tempfile.mkdtemp(prefix="normalizer-lm-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        logger.warning(
+            "cannot write the cache %s (%s); converting %s into a temporary folder, again on every run "
+            "(set NORMALIZER_CACHE to a writable folder)", cache, e.strerror or e, path.name
+        )  # fmt: skip
+        target = scratch / digest[:16]
+    logger.warning(note, path.name, target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
-    # transformers refuses save_pretrained on a GGUF-loaded model; the de-quantised weights are plain tensors.
-    config = model.config.to_dict()
-    config.pop("quantization_config", None)
-    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_model(model, str(tmp / "model.safetensors"))
-    tokenizer.save_pretrained(tmp)
-    (tmp / "source.json").write_text(json.dumps({"gguf": path.name, "sha256": digest}) + "\n")
+    try:
+        convert_gguf(path, tmp)
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure inside the GGUF reader means the file is unusable
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"{path.name} is not a usable GGUF file ({type(e).__name__}: {e})") from None
+    source = {"gguf": path.name, "sha256": digest, "weights": weights_fingerprint(tmp / "model.safetensors")}
+    (tmp / "source.json").write_text(json.dumps(source) + "\n")
     if target.exists():
         import shutil
 
         shutil.rmtree(target)
     tmp.rename(target)
     return target
+
+
+def convert_gguf(path: Path, out: Path) -> None:
+    """De-quantise a GGUF model into `out` as safetensors weights, config and tokenizer."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # an unknown architecture's multi-line warning; the error says it in one line
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # transformers refuses save_pretrained on a GGUF-loaded model; the de-quantised weights are plain tensors.
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_model(model, str(out / "model.safetensors"))
+    tokenizer.save_pretrained(out)
