@@ -157,10 +157,10 @@ class ThresholdSystem:
 class PipelineSystem(ThresholdSystem):
     """A pipeline checkpoint as a system of the harness (with its candidate table, for the ceiling)."""
 
-    def __init__(self, path: str, lm: str, device: str):
+    def __init__(self, path: str, lm: str, device: str, dictionaries: list[str] = ()):
         from normalizer.engines.pipeline import Pipeline
 
-        pipeline = Pipeline.from_pretrained(path, lm=lm, device=device)
+        pipeline = Pipeline.from_pretrained(path, lm=lm, device=device, dictionaries=dictionaries)
         super().__init__(pipeline, pipeline.threshold)
         self.pipeline, self.table = pipeline, pipeline.table
 
@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--title", default="Restoration report")
     parser.add_argument("--pipeline", nargs="*", default=[], help="pipeline checkpoints (name=DIR or DIR)")
     parser.add_argument("--lm", default="smollm2", help="the pipelines' language model")
+    parser.add_argument(
+        "--dictionary", action="append", default=[], help="spinner dictionary file given to every pipeline (repeatable)"
+    )
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each test set only (0 = all)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
         baselines["lexicon"] = lexicon_baseline()
     for spec in args.pipeline:
         name, _, path = spec.rpartition("=")
-        baselines[name or Path(path).name] = PipelineSystem(path, args.lm, args.device)
+        baselines[name or Path(path).name] = PipelineSystem(path, args.lm, args.device, args.dictionary)
     results = evaluate_all(models, baselines, sorted(args.testsets), args.batch_size, limit=args.limit)
     results["description"] = (
         f"Command: `python -m evaluation.run {' '.join(argv)}`. "

@@ -143,6 +143,42 @@ def build_thesaurus_sets(
     return written
 
 
+def build_dictionary_sets(out_dir: str | Path, per_set: int = 80, seed: int = 2468, max_words: int = 120) -> list[Path]:
+    """`dictionary-<profile>.jsonl` from held-out documents, one per held-out dictionary spinner
+    (`training.spin.HELD_OUT_DICTIONARY_PROFILES`: a lexicon no training dictionary uses, once per key and per
+    occurrence), each with the spinner's own dictionary beside it as `dictionary-<profile>.dict.txt`, for the
+    "with its dictionary supplied" measurement. The dictionaries are built from the open lexicons, like the sets."""
+    from training.spin import DICTIONARY_PROFILES, HELD_OUT_DICTIONARY_PROFILES, dictionary_spinner, write_dictionary
+
+    out_dir = Path(out_dir)
+    paras = held_out_paragraphs(max_words)
+    written = []
+    for pi, name in enumerate(HELD_OUT_DICTIONARY_PROFILES):
+        spinner = dictionary_spinner(name)
+        chosen = random.Random(seed + 100 * pi).sample(paras, min(per_set, len(paras)))
+        rng = random.Random(seed + pi)
+        rows = [
+            {"id": i, "spun": spinner.spin(p, rng=rng).spun, "original": p, "profile": name, "rate": 1.0}
+            for i, p in chosen
+        ]
+        path = out_dir / f"dictionary-{name}.jsonl"
+        profile = DICTIONARY_PROFILES[name]
+        meta = {
+            "builder": "python -m evaluation.testsets --dictionary-sets",
+            "seed": seed,
+            "kind": "dictionary",
+            "profile": name,
+            "sources": list(profile.sources),
+            "mode": profile.mode,
+            "dictionary_lines": len(spinner.entries),
+            "held_out": True,
+        }
+        _write(path, rows, meta)
+        write_dictionary(list(spinner.entries.items()), path.with_suffix(".dict.txt"))
+        written.append(path)
+    return written
+
+
 def load_testset(path: str | Path) -> list[dict]:
     """Rows of a test-set JSONL file (each with `spun` and `original`)."""
     rows = []
@@ -166,12 +202,18 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="build only the one-thesaurus sets (THESAURUS_PROFILES), for held-out-thesaurus tests",
     )
-    args = parser.parse_args(argv)
-    paths = (
-        build_thesaurus_sets(args.out, args.per_set)
-        if args.thesaurus_sets
-        else build_testsets(args.out, args.per_set, args.seed)
+    parser.add_argument(
+        "--dictionary-sets",
+        action="store_true",
+        help="build only the held-out dictionary-spinner sets, each with its dictionary beside it",
     )
+    args = parser.parse_args(argv)
+    if args.thesaurus_sets:
+        paths = build_thesaurus_sets(args.out, args.per_set)
+    elif args.dictionary_sets:
+        paths = build_dictionary_sets(args.out, args.per_set)
+    else:
+        paths = build_testsets(args.out, args.per_set, args.seed)
     for path in paths:
         print(path)
 

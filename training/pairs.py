@@ -1,8 +1,10 @@
 """Turn a clean corpus into (spun, original) training pairs with `datasets`, sharded on disk and resumable.
 
 Each sentence is spun by one of the training profiles at a rate drawn from a mix that includes 0 (so the model learns
-to leave clean text alone). Every pair carries `spun`, `original`, `target` (the edit sequence, see
-`normalizer.edits`), `profile` and `rate`. Shards already on disk are kept, so an interrupted build resumes.
+to leave clean text alone). Dictionary-spinner profiles (`training.spin.DICTIONARY_PROFILES`) apply their whole
+dictionary to a sentence, as those spinners do; a drawn rate of 0 leaves it clean. Every pair carries `spun`,
+`original`, `target` (the edit sequence, see `normalizer.edits`), `profile` and `rate`. Shards already on disk are
+kept, so an interrupted build resumes.
 
 Usage: `python -m training.pairs --out data/pairs [--sources FILE ...] [--num-proc 2]`.
 """
@@ -19,7 +21,16 @@ from pathlib import Path
 
 from normalizer.edits import Span, disambiguate, make_target, tokenize, words
 from training.corpus import load_splits, sentences
-from training.spin import TRAIN_PROFILES, Spinner, Swap
+from training.spin import (
+    DICTIONARY_PROFILES,
+    PROFILES,
+    TRAIN_DICTIONARY_PROFILES,
+    TRAIN_PROFILES,
+    Spinner,
+    SpinResult,
+    Swap,
+    dictionary_spinner,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +40,7 @@ class PairsConfig:
     """How pairs are made."""
 
     profiles: tuple[str, ...] = TRAIN_PROFILES
-    """Spinner profiles, used in turn."""
+    """Spinner profiles (thesaurus or dictionary ones), used in turn."""
     rates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6)
     """Spin rates to draw from."""
     rate_weights: tuple[float, ...] = (0.15, 0.1, 0.2, 0.25, 0.2, 0.1)
@@ -52,6 +63,9 @@ class PairsConfig:
             raise ValueError(f"rates {self.rates} and rate_weights {self.rate_weights} differ in length")
         if any(not 0 <= r <= 0.6 for r in self.rates):
             raise ValueError(f"rates must lie in [0, 0.6], got {self.rates}")
+        unknown = [p for p in self.profiles if p not in PROFILES and p not in DICTIONARY_PROFILES]
+        if unknown:
+            raise ValueError(f"unknown profiles {unknown}")
 
 
 def target_for(spun: str, swaps: list[Swap]) -> str:
@@ -70,7 +84,7 @@ def target_for(spun: str, swaps: list[Swap]) -> str:
     return make_target(spans)
 
 
-_SPINNERS: dict[str, Spinner] = {}
+_SPINNERS: dict = {}
 
 
 def spin_batch(batch: dict, indices: list[int], config: dict, offset: int = 0) -> dict:
@@ -81,8 +95,15 @@ def spin_batch(batch: dict, indices: list[int], config: dict, offset: int = 0) -
         profile = config["profiles"][idx % len(config["profiles"])]
         rate = rng.choices(config["rates"], weights=config["rate_weights"], k=1)[0]
         if profile not in _SPINNERS:
-            _SPINNERS[profile] = Spinner(profile, 0.0, seed=config["seed"])
-        result = _SPINNERS[profile].spin(text, rng=rng, rate=rate)
+            dictionary = profile in DICTIONARY_PROFILES
+            _SPINNERS[profile] = (
+                dictionary_spinner(profile) if dictionary else Spinner(profile, 0.0, seed=config["seed"])
+            )
+        spinner = _SPINNERS[profile]
+        if profile in DICTIONARY_PROFILES:
+            result = spinner.spin(text, rng=rng) if rate > 0 else SpinResult(text, text, [])
+        else:
+            result = spinner.spin(text, rng=rng, rate=rate)
         out["spun"].append(result.spun)
         out["target"].append(target_for(result.spun, result.swaps))
         out["profile"].append(profile)
@@ -142,6 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=20_000)
     parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"], help="splits to build")
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        default=list(TRAIN_PROFILES),
+        help=f"spinner profiles used in turn (default: {' '.join(TRAIN_PROFILES)}; dictionary spinners: "
+        f"{' '.join(TRAIN_DICTIONARY_PROFILES)})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = PairsConfig(
@@ -150,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         shard_size=args.shard_size,
         sources=args.sources,
         splits=tuple(args.splits),
+        profiles=tuple(args.profiles),
     )
     counts = build_pairs(args.out, config)
     print(json.dumps(counts))

@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prerank-n", type=int, default=400, help="other dev sentences to fit the pre-ranker on")
     parser.add_argument("--channel-n", type=int, default=0, help="training pairs counted by the channel (0 = all)")
     parser.add_argument("--no-channel", action="store_true", help="leave the channel empty (ablation)")
+    parser.add_argument(
+        "--channel-from", type=Path, help="reuse this checkpoint folder's channel.json.gz instead of counting pairs"
+    )
     parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
@@ -157,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.no_channel:
         channel = Channel()
+    elif args.channel_from:
+        channel = Channel.load(args.channel_from)
+        logger.info("channel: %d swaps from %s", len(channel.swaps), args.channel_from)
     else:
         train = load_pairs(args.pairs, "train")
         if args.profiles:
@@ -182,12 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 
             seq2seq = Seq2SeqRestorer.from_pretrained(args.seq2seq) if args.seq2seq else None
             table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
-            writer = None
-            if args.writer:
-                from normalizer.writer import EditWriter
-
-                writer = EditWriter.from_pretrained(args.writer, args.lm)
-            loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq, writer=writer))
+            loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
         return loaded[0]
 
     pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None

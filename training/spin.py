@@ -296,16 +296,85 @@ DICTIONARY_MODES = ("once", "each")
 again and again), or at random for `each` occurrence."""
 
 
+@dataclass(frozen=True)
+class DictionaryProfile:
+    """A simulated dictionary spinner: the dictionary it builds from open lexicons and how it applies it."""
+
+    name: str
+    sources: tuple[str, ...]
+    """Lexicon sources the dictionary's synonyms come from."""
+    mode: str = "once"
+    """`once` per key or for `each` occurrence (see `DICTIONARY_MODES`)."""
+    size: int = 15000
+    """Lines in the dictionary."""
+    alternatives: int = 3
+    """Alternatives per key."""
+    tables: tuple[str, ...] = ("function", "phrases", "idioms", "institutions")
+    """Phrase tables whose entries become phrase lines."""
+    seed: int = 0
+    coverage: float = 0.3
+    """Share of the frequent word forms that get a line (a real dictionary covers a selection: about a quarter of
+    the words of news text end up replaced)."""
+    doc: str = ""
+
+
+DICTIONARY_PROFILES = {
+    p.name: p
+    for p in (
+        DictionaryProfile("dict-moby", ("moby",), "once", seed=11, doc="Moby words, once per key."),
+        DictionaryProfile("dict-wordnet", ("wordnet",), "each", 12000, 2, seed=12, doc="WordNet, per occurrence."),
+        DictionaryProfile("dict-all", ("moby", "wordnet", "mythes"), "once", 9000, 4, ("function", "phrases"), 13),
+        DictionaryProfile(
+            "dict-mythes-once",
+            ("mythes",),
+            "once",
+            tables=("function",),
+            seed=21,
+            doc="Held out of training: MyThes only (no training dictionary uses it), function words as its only "
+            "phrase lines, once per key.",
+        ),
+        DictionaryProfile(
+            "dict-mythes-each", ("mythes",), "each", tables=("function",), seed=21, doc="The same, per occurrence."
+        ),
+    )
+}
+TRAIN_DICTIONARY_PROFILES = ("dict-moby", "dict-wordnet", "dict-all")
+HELD_OUT_DICTIONARY_PROFILES = ("dict-mythes-once", "dict-mythes-each")
+
+
+def dictionary_spinner(name: str, lexicon: Lexicon | None = None) -> DictionarySpinner:
+    """The dictionary spinner of a `DICTIONARY_PROFILES` entry, its dictionary built from `lexicon`."""
+    p = DICTIONARY_PROFILES[name]
+    entries = build_dictionary(
+        lexicon or load(),
+        p.sources,
+        size=p.size,
+        alternatives=p.alternatives,
+        tables=p.tables,
+        seed=p.seed,
+        coverage=p.coverage,
+    )
+    return DictionarySpinner(entries, p.mode, p.seed)
+
+
 def build_dictionary(
-    lexicon: Lexicon, sources: tuple[str, ...], *, size: int = 15000, alternatives: int = 3, seed: int = 0
+    lexicon: Lexicon,
+    sources: tuple[str, ...],
+    *,
+    size: int = 15000,
+    alternatives: int = 3,
+    tables: tuple[str, ...] = ("function", "phrases", "idioms", "institutions"),
+    seed: int = 0,
+    coverage: float = 1.0,
 ) -> list[tuple[str, list[str]]]:
     """A spinner dictionary in the `key|alt|alt` family's shape, from open lexicons: phrase-table keys first (a
-    dictionary spinner applies phrase lines first), then the `size` most frequent word forms that have synonyms in
-    `sources`, each with up to `alternatives` inflected synonyms (most frequent first, then shuffled by `seed`)."""
+    dictionary spinner applies phrase lines first), then the most frequent word forms that have synonyms in
+    `sources` (each kept with probability `coverage`), each with up to `alternatives` inflected synonyms (drawn by
+    `seed` from the most frequent), up to `size` lines in all."""
     profile = Profile("dictionary", sources, "uniform", top_k=3 * alternatives, multiword_penalty=0.5)
     rng = random.Random(seed)
     entries: list[tuple[str, list[str]]] = []
-    for table in ("function", "phrases", "idioms", "institutions"):
+    for table in tables:
         for key, alts in sorted(phrases.TABLES[table].items()):
             alts = [a for a in alts if a != key][:alternatives]
             if alts:
@@ -317,10 +386,13 @@ def build_dictionary(
     for word in forms:
         if len(entries) >= size:
             break
+        if coverage < 1.0 and random.Random(f"{seed}:{word}").random() >= coverage:
+            continue
         cands, _ = candidates(profile, lexicon, word)
         if cands:
-            alts = cands[:alternatives]
+            alts = cands[: 2 * alternatives]
             rng.shuffle(alts)
+            alts = alts[:alternatives]
             entries.append((word, alts))
     # Phrase lines first, longest first, as the spinners apply them.
     return sorted(entries, key=lambda e: -len(e[0].split()))

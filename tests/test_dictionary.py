@@ -1,0 +1,128 @@
+"""User-supplied spinner dictionaries: the reader on good and bad files, the candidates they give, a dictionary
+spinner's output restored by a pipeline given its dictionary, and the dictionary spinner of the simulator."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from helpers import tiny_lm_dir
+from test_pipeline import pipeline_checkpoint, ranker_trusting, table  # noqa: F401 (fixtures)
+
+from normalizer.edits import tokenize
+from normalizer.engines.pipeline import Pipeline, PipelineConfig
+from normalizer.stages import dictionary as dictionary_module
+from normalizer.stages.dictionary import DictionaryError, SpinnerDictionary
+from normalizer.stages.lm import LanguageModel
+from training.spin import DictionarySpinner
+
+ENTRIES = [("according to", ["in accordance with"]), ("said", ["mentioned", "stated"]), ("firm", ["agency"])]
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_reads_key_alt_lines_and_spintax_groups(tmp_path):
+    f = write(tmp_path / "d.txt", "\ufeffsaid|mentioned|stated\r\n{big|large|huge}\r\nwar|struggle\r\n".encode())
+    d = SpinnerDictionary.load([f])
+    assert d.originals["mentioned"] == ["said"] and d.originals["stated"] == ["said"]
+    assert d.originals["large"] == ["big", "huge"] and d.originals["big"] == ["large", "huge"]
+    assert d.is_key("Said") and not d.is_key("mentioned") and d.skipped == 0
+
+
+def test_duplicate_keys_merge_without_repeats(tmp_path):
+    f = write(tmp_path / "d.txt", b"said|mentioned\nsaid|mentioned|stated\nclaimed|mentioned\n")
+    d = SpinnerDictionary.load(f)
+    assert d.originals["mentioned"] == ["said", "claimed"] and d.originals["stated"] == ["said"]
+
+
+def test_bad_lines_are_skipped_and_counted_in_one_warning(tmp_path, caplog):
+    lines = ["said|mentioned", "no bar here", "|orphan", "key|", "x" * 2000 + "|y", "ctl\x07|bell", "", "war|struggle"]
+    f = write(tmp_path / "d.txt", "\n".join(lines).encode())
+    with caplog.at_level(logging.WARNING):
+        d = SpinnerDictionary.load(f)
+    assert set(d.originals) == {"mentioned", "struggle"} and d.skipped == 5
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "5 lines" in warnings[0].getMessage()
+
+
+def test_empty_file_is_an_empty_dictionary(tmp_path):
+    assert len(SpinnerDictionary.load(write(tmp_path / "d.txt", b""))) == 0
+
+
+@pytest.mark.parametrize("data,says", [(b"said|men\x00tioned\n", "NUL"), (b"said|\xff\xfe\n", "UTF-8")])
+def test_binary_files_are_refused(tmp_path, data, says):
+    with pytest.raises(DictionaryError, match=says):
+        SpinnerDictionary.load(write(tmp_path / "d.bin", data))
+
+
+def test_oversized_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(dictionary_module, "MAX_BYTES", 10)
+    with pytest.raises(DictionaryError, match="limit"):
+        SpinnerDictionary.load(write(tmp_path / "d.txt", b"said|mentioned|stated\n"))
+
+
+def test_missing_file_is_an_oserror(tmp_path):
+    with pytest.raises(OSError):
+        SpinnerDictionary.load(tmp_path / "nope.txt")
+
+
+def test_candidates_cover_phrases_and_copy_the_case():
+    d = SpinnerDictionary.from_lines(["according to|in accordance with", "said|mentioned", "firm|agency"])
+    text = "In accordance with the Agency, he mentioned it."
+    found = {(c.before, c.after, c.kind) for c in d.propose(text, tokenize(text))}
+    assert found == {
+        ("In accordance with", "According to", "dictionary"),
+        ("Agency", "Firm", "dictionary"),
+        ("mentioned", "said", "dictionary"),
+    }
+
+
+def test_dictionary_spinner_is_deterministic_and_consistent():
+    text = "He said the firm said so, according to the firm. A firm said it at https://said.com/firm."
+    once = DictionarySpinner(ENTRIES, "once", seed=3)
+    a, b = once.spin(text), DictionarySpinner(ENTRIES, "once", seed=3).spin(text)
+    assert a.spun == b.spun  # deterministic for a seed
+    assert "https://said.com/firm" in a.spun  # URLs untouched
+    assert "in accordance with" in a.spun and "according to" not in a.spun  # phrase lines first
+    said = {s.spun for s in a.swaps if s.original.lower() == "said"}
+    assert len(said) == 1 and "said" not in a.spun.split("https")[0]  # once per key, every occurrence
+    assert a.spun.startswith("He ") and "A agency" in a.spun  # "a"/"an" left as it was, case copied
+    each = {DictionarySpinner(ENTRIES, "each", seed=s).spin(text).spun for s in range(8)}
+    assert len(each) > 1
+    with pytest.raises(ValueError):
+        DictionarySpinner(ENTRIES, "sometimes")
+
+
+def test_pipeline_given_the_dictionary_restores_its_spinner(table, tmp_path):  # noqa: F811
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    entries = [("said", ["mentioned"]), ("firm", ["agency"])]
+    original = "The firm said it."
+    spun = DictionarySpinner(entries, "once").spin(original).spun
+    assert spun == "The agency mentioned it."
+    # A ranker that trusts nothing: only the dictionary's own confidence can apply an edit.
+    config = PipelineConfig(gate=-100.0, threshold=0.5, dictionary_prior=50.0)
+    without = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config)
+    assert without.normalize(spun) == spun
+    given = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config,
+                     dictionary=SpinnerDictionary.from_lines(["said|mentioned", "firm|agency"]))  # fmt: skip
+    r = given.restore(spun)
+    assert r.text == original and all(dict(e.scores)["lm_gain"] is not None for e in r.edits)
+
+
+def test_cli_dictionary_flag(tmp_path, pipeline_checkpoint, capsys):  # noqa: F811
+    from normalizer.cli import main
+
+    lm = tiny_lm_dir(tmp_path / "lm")
+    src, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_text("The agency mentioned it.\n")
+    good = write(tmp_path / "d.txt", b"firm|agency\n")
+    args = [str(src), "-o", str(out), "--model", str(pipeline_checkpoint), "--lm", str(lm), "--device", "cpu"]
+    assert main([*args, "--no-progress", "--dictionary", str(good), "--min-confidence", "0.0"]) == 0
+    assert "firm" in out.read_text().lower()
+    capsys.readouterr()
+    assert main([*args, "--dictionary", str(tmp_path / "missing\x1b[31m.txt")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "dictionary" in err and "\x1b" not in err
