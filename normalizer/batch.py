@@ -93,6 +93,8 @@ class Settings:
     engine: str = "auto"
     lm: str | None = None
     threshold: float | None = None
+    dictionaries: list[str] = dataclasses.field(default_factory=list)
+    """Spinner dictionary files given to the pipeline (their SHA-256 is part of the job, see `model_fingerprint`)."""
 
 
 def detect_kind(path: Path, kind: str | None = None) -> str:
@@ -447,7 +449,13 @@ def load_restorer(settings: Settings):
     from normalizer.api import load
     from normalizer.stages.lm import SMOLLM2
 
-    return load(settings.model, engine=settings.engine, lm=settings.lm or SMOLLM2, threshold=settings.threshold)
+    return load(
+        settings.model,
+        engine=settings.engine,
+        lm=settings.lm or SMOLLM2,
+        threshold=settings.threshold,
+        dictionaries=settings.dictionaries,
+    )
 
 
 # ---- the manifest ---------------------------------------------------------------------------------------------
@@ -464,7 +472,8 @@ def model_fingerprint(settings: Settings) -> dict:
     for p in sorted(directory.iterdir()):
         if p.is_file():
             files[p.name] = sha256_file(p)
-    return {"path": str(directory), "files": files}
+    dictionaries = {d: sha256_file(Path(d)) for d in settings.dictionaries}
+    return {"path": str(directory), "files": files, **({"dictionaries": dictionaries} if dictionaries else {})}
 
 
 class Manifest:
@@ -555,6 +564,7 @@ def run(
     engine: str = "auto",
     lm: str | Path | None = None,
     threshold: float | None = None,
+    dictionaries: list[str | Path] = (),
     workers: int = 1,
     cpus_per_worker: float | None = None,
     gpus_per_worker: float = 0,
@@ -579,6 +589,10 @@ def run(
         from normalizer.restorer import check_threshold
 
         check_threshold(threshold, "min_confidence")
+    if dictionaries:
+        from normalizer.stages.dictionary import SpinnerDictionary
+
+        SpinnerDictionary.load(dictionaries)  # a missing, binary or oversized file fails here, before any work
     if output_field in ADDED or output_field == field:
         raise ValueError(f"output_field {output_field!r} clashes with the input field or an output column")
     settings = Settings(
@@ -591,6 +605,7 @@ def run(
         engine=engine,
         lm=str(lm) if lm else None,
         threshold=threshold,
+        dictionaries=[str(Path(d).resolve()) for d in dictionaries],
     )
     t0 = time.perf_counter()
     sources = [scan(p, shard_size, input_format) for p in inputs]
@@ -741,6 +756,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINES, default="auto")
     p.add_argument("--lm", help="language model for the pipeline (local HF folder or .gguf; default SmolLM2)")
     p.add_argument("--min-confidence", type=float, help="apply edits at least this sure (default: the model's)")
+    p.add_argument(
+        "--dictionary",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a spinner dictionary the texts' spinner may have used (key|alt|alt lines); repeatable",
+    )
     p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")
     p.add_argument("--cpus-per-worker", type=float, help="default: this machine's CPUs / workers")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="e.g. 1, or 0.5 to share a GPU (default 0)")
@@ -771,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             engine=args.engine,
             lm=args.lm,
             threshold=args.min_confidence,
+            dictionaries=args.dictionary,
             workers=args.workers,
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,

@@ -257,3 +257,26 @@ def test_hugging_face_dataset_shard_without_ray(tmp_path):
     rows = pq.read_table(out / result["file"]).to_pylist()
     assert [r["k"] for r in rows] == list(range(10, 20)) == [r["position"] for r in rows]
     assert rows[2]["restored"] == "Record 12: the minister said 12 jobs." and result["edits"] == 3  # rows 12, 15, 18
+
+
+def test_dictionaries_are_part_of_the_job_and_checked_before_any_work(tmp_path, saved_model_dir, capsys):
+    from normalizer.batch import Settings, main, model_fingerprint
+
+    good = tmp_path / "spinner.txt"
+    good.write_text("said|mentioned\n")
+    fingerprint = model_fingerprint(Settings(model=str(saved_model_dir), dictionaries=[str(good)]))
+    assert list(fingerprint["dictionaries"].values())[0] == sha256_of(good)  # a changed dictionary is another job
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "He mentioned it."}\n')
+    bad = tmp_path / "binary.txt"
+    bad.write_bytes(b"said|\x00\x01")
+    code = main([str(src), "-o", str(tmp_path / "out"), "--model", str(saved_model_dir), "--dictionary", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "NUL" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def sha256_of(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
