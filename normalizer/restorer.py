@@ -12,6 +12,8 @@ document, and the public calls `normalize`, `normalize_batch`, `restore` and `re
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -109,6 +111,9 @@ class Restorer:
     passes: int = 1
     """1, or 2: pieces the first pass changed are proposed again with those edits applied."""
     guard: GuardConfig = GuardConfig()
+    cache_size: int = 4096
+    """Pieces whose proposals are kept across calls (least recently used dropped first; 0 turns it off). Within a
+    call, identical pieces are always proposed once: bylines, boilerplate and repeated lines are common."""
 
     # ---- what an engine implements ----------------------------------------------------------------------------
 
@@ -120,6 +125,11 @@ class Restorer:
     def piece_tokens(self, text: str) -> int:
         """Length of `text` in the engine's model tokens (for `max_piece_tokens`)."""
         raise NotImplementedError
+
+    def cache_key(self) -> tuple:
+        """What the proposals depend on besides the piece (the engine's settings and loaded parts): proposals cached
+        under another key are not reused."""
+        return (id(self),)
 
     # ---- public calls -----------------------------------------------------------------------------------------
 
@@ -202,14 +212,14 @@ class Restorer:
         """(edits, rejections) per piece, in piece offsets. With `passes` 2, pieces that changed are proposed again
         with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
         an applied one is dropped."""
-        proposals = self.propose(pieces, batch_size=batch_size, progress=progress)
+        proposals = self.propose_once(pieces, batch_size, progress)
         results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
         for _ in range(self.passes - 1):
             redo = [i for i, (chosen, _) in enumerate(results) if chosen]
             if not redo:
                 break
             repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
-            again = self.propose([text for text, _ in repaired], batch_size=batch_size, progress=progress)
+            again = self.propose_once([text for text, _ in repaired], batch_size, progress)
             for i, (text, repairs), found in zip(redo, repaired, again):
                 chosen, refused = results[i]
                 added = []
@@ -219,3 +229,30 @@ class Restorer:
                         added.append(replace(e, start=mapped[0], end=mapped[1]))
                 results[i] = (sorted(chosen + added, key=lambda e: e.start), refused)
         return results
+
+    def propose_once(
+        self, pieces: list[str], batch_size: int | None = None, progress: bool = False
+    ) -> list[list[Edit]]:
+        """`propose`, with each distinct piece proposed once per call and, up to `cache_size` pieces, once across
+        calls (proposals do not depend on the threshold, so every call can reuse them)."""
+        key = self.cache_key()
+        cache = self.__dict__.get("_proposal_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_proposal_cache", (OrderedDict(), threading.Lock()))
+        store, lock = cache
+        found: dict[str, list[Edit]] = {}
+        with lock:
+            for piece in dict.fromkeys(pieces):
+                if (key, piece) in store:
+                    store.move_to_end((key, piece))
+                    found[piece] = store[(key, piece)]
+        missing = [p for p in dict.fromkeys(pieces) if p not in found]
+        if missing:
+            found.update(zip(missing, self.propose(missing, batch_size=batch_size, progress=progress)))
+            if self.cache_size > 0:
+                with lock:
+                    for piece in missing:
+                        store[(key, piece)] = found[piece]
+                    while len(store) > self.cache_size:
+                        store.popitem(last=False)
+        return [found[p] for p in pieces]

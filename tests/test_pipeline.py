@@ -256,6 +256,7 @@ def test_second_pass_maps_edits_back_to_the_input(pipeline):
     from normalizer.edits import apply_with_repairs, map_back
 
     text = "The firm mentioned profits."
+    pipeline.cache_size = 0  # count every proposal
     one = pipeline.restore(text)
     pipeline.passes = 2  # the Restorer's second pass, on the pipeline
     calls = []
@@ -323,3 +324,20 @@ def test_ranker_reads_features_by_name_not_position(pipeline):
                    [ranker.std[ranker.features.index(n)] for n in order], tuple(order), ranker.threshold)  # fmt: skip
     records = [s.features for s in found]
     assert np.allclose(moved.prob_records(records), ranker.prob_records(records))
+
+
+def test_identical_pieces_are_scored_once_and_cached_across_calls(pipeline):
+    docs = ["He mentioned the practices of the firm.", "The firm mentioned it."] * 30 + ["Nothing here."]
+    fresh = [r.edits for r in Pipeline.restore_batch(pipeline, docs)]  # the reference, computed once per call
+    calls = []
+    real = pipeline.propose
+    pipeline.propose = lambda pieces, **kw: calls.append(list(pieces)) or real(pieces, **kw)
+    pipeline.cache_size = 4096
+    pipeline.__dict__.pop("_proposal_cache", None)
+    got = pipeline.restore_batch(docs)
+    assert [r.edits for r in got] == fresh and len(calls) == 1 and len(calls[0]) == 3  # three distinct pieces
+    again = pipeline.restore_batch(docs[:2], threshold=1.0)  # another threshold: the same proposals serve
+    assert len(calls) == 1 and again[0].edits == []
+    pipeline.config = PipelineConfig(gate=-100.0, right_context=1)  # other settings: proposed afresh
+    pipeline.restore_batch(docs[:1])
+    assert len(calls) == 2

@@ -215,6 +215,10 @@ class Pipeline(Restorer):
     def piece_tokens(self, text: str) -> int:
         return sum(len(self.lm.chunk_ids(chunk)) for chunk in _chunks(text, tokenize(text)))
 
+    def cache_key(self) -> tuple:
+        parts = (self.table, self.lm, self.ranker, self.preranker, self.channel, self.seq2seq, self.dictionary)
+        return (repr(self.config), repr(self.guard), *map(id, parts))
+
     def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
         """Per piece, the likeliest candidate of each span with the ranker's probability as its confidence."""
         if self.ranker is None:

@@ -182,6 +182,9 @@ class Seq2SeqRestorer(Restorer):
     def piece_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
+    def cache_key(self) -> tuple:
+        return (repr(self.config), repr(self.guard), id(self.model), id(self.tokenizer))
+
     @torch.inference_mode()
     def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
         """The model's edits for each piece (piece offsets), each with the probability of writing it."""
