@@ -179,13 +179,16 @@ def restore_lines(lines: list[Line], normalizer: Restorer, batch_size: int | Non
     return {id(lines[k]): r for k, r in found.items()}
 
 
-def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO) -> None:
+def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO, report=None) -> None:
     todo = [ln for ln in chunk if ln.text is not None]
     by_id = restore_lines(todo, normalizer, args.batch_size) if todo else {}
     for ln in chunk:
         if ln.skip:
             print(f"{printable(ln.source)}:{ln.number}: {printable(ln.skip)}", file=sys.stderr)
-        out.write(render(ln, by_id.get(id(ln)), args))
+        result = by_id.get(id(ln))
+        if report is not None and result is not None:
+            report.add(result, f"{ln.source}:{ln.number}")
+        out.write(render(ln, result, args))
 
 
 def show_progress(args) -> bool:
@@ -244,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable; pipeline engine only",
     )
     parser.add_argument(
+        "--report", metavar="FILE", help="also write an HTML report of what was restored (self-contained, one file)"
+    )
+    parser.add_argument(
+        "--report-sample",
+        type=int,
+        default=200,
+        metavar="N",
+        help="documents shown in detail in the report (the summary counts all; default: 200)",
+    )
+    parser.add_argument(
         "--max-line-bytes",
         type=int,
         default=100_000,
@@ -267,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
     if args.max_line_bytes < 0:
         parser.error(f"--max-line-bytes must be >= 0, got {args.max_line_bytes}")
+    if args.report_sample < 1:
+        parser.error(f"--report-sample must be >= 1, got {args.report_sample}")
     if args.output_field and not args.jsonl:
         parser.error("--output-field needs --jsonl")
     logging.basicConfig(level=logging.WARNING, format="normalize: %(message)s")
@@ -315,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"normalize: cannot write {printable(args.output)}: {e.strerror or e}", file=sys.stderr)
         return 1
     show = show_progress(args)
+    report = None
+    if args.report:
+        from normalizer.report import Report
+
+        report = Report(sample=args.report_sample, threshold=normalizer.threshold)
     try:
         with output:
             for name in args.files:
@@ -333,11 +353,11 @@ def main(argv: list[str] | None = None) -> int:
                     for n, raw, ending in read_lines(source, stream):
                         chunk.append(prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes))
                         if len(chunk) == CHUNK_LINES:
-                            process(chunk, normalizer, args, output.stream)
+                            process(chunk, normalizer, args, output.stream, report)
                             if bar is not None:
                                 bar.update(sum(len(ln.raw) + len(ln.ending) for ln in chunk))
                             chunk = []
-                    process(chunk, normalizer, args, output.stream)
+                    process(chunk, normalizer, args, output.stream, report)
                 if bar is not None:
                     bar.close()
     except BrokenPipeError:
@@ -353,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # SIGTERM, raised by the handler below: the temporary file is already removed
         return int(e.code or 0)
+    if report is not None:
+        try:
+            report.write(args.report)
+        except OSError as e:
+            print(f"normalize: cannot write {printable(args.report)}: {e.strerror or e}", file=sys.stderr)
+            return 1
     return 0
 
 

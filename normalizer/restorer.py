@@ -50,13 +50,15 @@ class Restoration:
     """Proposed edits that were not applied (the guard, low confidence, an overlap with a surer edit)."""
     spin_score: float = 0.0
     """Share of the input's word tokens that were restored: 0 for clean text."""
+    source: str = field(default="", repr=False)
+    """The input document (edit offsets point into it)."""
 
     @classmethod
     def of(cls, text: str, edits: list[Edit], rejected: list[Rejection]) -> Restoration:
         """The restoration of `text` by `edits` (in order, not overlapping), with its spin score."""
         n_words = sum(1 for t in tokenize(text) if t.text[0].isalnum())
         n_edited = sum(1 for e in edits for t in tokenize(e.before) if t.text[0].isalnum())
-        return cls(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0)
+        return cls(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0, text)
 
 
 def check_threshold(threshold: float, name: str = "threshold") -> float:
