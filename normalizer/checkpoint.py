@@ -45,6 +45,7 @@ def has_pipeline(path: str | Path | None = None) -> bool:
     """Whether a checkpoint folder carries the pipeline's files."""
     return (resolve_checkpoint(path) / CANDIDATES_FILE).is_file()
 
+
 CODE_CONFIGS = ("config.json", "tokenizer_config.json", "generation_config.json", "processor_config.json")
 # Integer fields of a model config that transformers would otherwise trip over deep inside model construction.
 _INT_FIELDS = (

@@ -119,10 +119,21 @@ class Restorer:
 
     # ---- what an engine implements ----------------------------------------------------------------------------
 
-    def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
+    def propose(
+        self,
+        pieces: list[str],
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
+    ) -> list[list[Edit]]:
         """For each piece, the edits the engine would make (piece offsets, `before == piece[start:end]`), each with
-        its confidence; at most one per span is expected, overlaps are settled by `decide`."""
+        its confidence; at most one per span is expected, overlaps are settled by `decide`. `documents[i]` is the
+        whole document piece i comes from, for an engine that weighs evidence from it (`reads_documents`)."""
         raise NotImplementedError
+
+    reads_documents: bool = False
+    """Whether proposals depend on the rest of the document (then the cache keys pieces by their document too)."""
 
     def piece_tokens(self, text: str) -> int:
         """Length of `text` in the engine's model tokens (for `max_piece_tokens`)."""
@@ -166,7 +177,10 @@ class Restorer:
         ):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         pieces = self.pieces(texts)
-        found = self.restore_pieces([texts[d][a:b] for d, a, b in pieces], threshold, batch_size, progress)
+        documents = [texts[d] for d, _, _ in pieces] if self.reads_documents else None
+        found = self.restore_pieces(
+            [texts[d][a:b] for d, a, b in pieces], threshold, batch_size, progress, documents=documents
+        )
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
         for (d, a, _), (chosen, refused) in zip(pieces, found):
@@ -209,19 +223,25 @@ class Restorer:
         return out
 
     def restore_pieces(
-        self, pieces: list[str], threshold: float, batch_size: int | None = None, progress: bool = False
+        self,
+        pieces: list[str],
+        threshold: float,
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
     ) -> list[tuple[list[Edit], list[Rejection]]]:
         """(edits, rejections) per piece, in piece offsets. With `passes` 2, pieces that changed are proposed again
         with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
         an applied one is dropped."""
-        proposals = self.propose_once(pieces, batch_size, progress)
+        proposals = self.propose_once(pieces, batch_size, progress, documents)
         results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
         for _ in range(self.passes - 1):
             redo = [i for i, (chosen, _) in enumerate(results) if chosen]
             if not redo:
                 break
             repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
-            again = self.propose_once([text for text, _ in repaired], batch_size, progress)
+            again_docs = [documents[i] for i in redo] if documents is not None else None
+            again = self.propose_once([text for text, _ in repaired], batch_size, progress, again_docs)
             for i, (text, repairs), found in zip(redo, repaired, again):
                 chosen, refused = results[i]
                 added = []
@@ -233,10 +253,17 @@ class Restorer:
         return results
 
     def propose_once(
-        self, pieces: list[str], batch_size: int | None = None, progress: bool = False
+        self,
+        pieces: list[str],
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
     ) -> list[list[Edit]]:
-        """`propose`, with each distinct piece proposed once per call and, up to `cache_size` pieces, once across
-        calls (proposals do not depend on the threshold, so every call can reuse them)."""
+        """`propose`, with each distinct piece (in its document, when proposals depend on it) proposed once per
+        call and, up to `cache_size` pieces, once across calls (proposals do not depend on the threshold, so every
+        call can reuse them)."""
+        if documents is not None:
+            return self.propose_once_in_documents(pieces, batch_size, progress, documents)
         key = self.cache_key()
         cache = self.__dict__.get("_proposal_cache")
         if cache is None:
@@ -258,3 +285,15 @@ class Restorer:
                     while len(store) > self.cache_size:
                         store.popitem(last=False)
         return [found[p] for p in pieces]
+
+    def propose_once_in_documents(
+        self, pieces: list[str], batch_size: int | None, progress: bool, documents: list[str]
+    ) -> list[list[Edit]]:
+        """`propose_once` for an engine that reads the documents: a piece is the same work only in the same
+        document, so only repeats within a call are shared (documents are too large to keep as cache keys)."""
+        unique = list(dict.fromkeys(zip(pieces, documents)))
+        found = self.propose(
+            [p for p, _ in unique], batch_size=batch_size, progress=progress, documents=[d for _, d in unique]
+        )
+        by_key = dict(zip(unique, found))
+        return [by_key[(p, d)] for p, d in zip(pieces, documents)]

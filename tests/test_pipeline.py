@@ -14,7 +14,7 @@ from normalizer.checkpoint import refuse_custom_code
 from normalizer.edits import tokenize
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.stages.candidates import CandidateTable, spintax_candidates
-from normalizer.stages.features import CHEAP_FEATURES, FEATURES
+from normalizer.stages.features import CHEAP_FEATURES, DOCUMENT_FEATURES, FEATURES
 from normalizer.stages.lm import LanguageModel
 from normalizer.stages.ranker import Channel, Ranker, gold_edits
 
@@ -297,11 +297,12 @@ def test_stages_one_by_one(pipeline):
     assert {s.candidate.after for s in piece.candidates} >= {"said", "trains", "company"}
     assert all(s.features == {} for s in piece.candidates)
     pipeline.first_pass(batch)
-    assert all(set(s.features) == set(CHEAP_FEATURES) for s in piece.candidates) and piece.row == 0
+    one_pass = set(CHEAP_FEATURES) | set(DOCUMENT_FEATURES)
+    assert all(set(s.features) == one_pass for s in piece.candidates) and piece.row == 0
     pipeline.prerank(batch)
     assert all("prerank" in s.features for s in piece.candidates)
     pipeline.rescore(batch)
-    assert all(set(s.features) == set(FEATURES) for s in piece.candidates)
+    assert all(set(s.features) == set(FEATURES) | set(DOCUMENT_FEATURES) for s in piece.candidates)
     by_span = {}
     for s in piece.candidates:
         by_span.setdefault((s.candidate.first, s.candidate.last), []).append(s.features["lm_gain"])
@@ -341,3 +342,30 @@ def test_identical_pieces_are_scored_once_and_cached_across_calls(pipeline):
     pipeline.config = PipelineConfig(gate=-100.0, right_context=1)  # other settings: proposed afresh
     pipeline.restore_batch(docs[:1])
     assert len(calls) == 2
+
+
+def test_document_features_count_the_whole_document(pipeline, table):
+    from normalizer.stages.features import DocumentStats, document_features
+
+    doc = "He mentioned it. She mentioned it too. They mentioned the firm."
+    batch = pipeline.first_pass(pipeline.candidates(["He mentioned it."], [doc]))
+    said = next(s for s in batch.pieces[0].candidates if s.candidate.after == "said")
+    assert said.features["doc_before"] == pytest.approx(np.log1p(3))  # "mentioned" three times in the document
+    assert said.features["doc_after"] == 0.0  # and "said" never
+    with_said = document_features(said.candidate, DocumentStats(doc + " He said so."), table)
+    assert with_said["doc_after"] == pytest.approx(np.log1p(1))
+    assert said.features["doc_after_excess"] < with_said["doc_after_excess"]  # the candidate missing counts
+
+
+def test_a_ranker_with_document_features_reads_the_documents(pipeline):
+    from normalizer.stages.features import SCHEMAS
+
+    names = SCHEMAS[1]
+    pipeline.ranker = ranker_trusting("channel_seen", names)
+    assert pipeline.reads_documents and pipeline.features == names
+    docs = ["He mentioned it. The firm mentioned it.", "He mentioned it."]
+    r = pipeline.restore_batch(docs)
+    assert [e.after for e in r[1].edits] == ["said"] and set(dict(r[1].edits[0].scores)) == set(names)
+    # the same sentence in two documents is scored in each (its document features differ)
+    first = dict(r[0].edits[0].scores)["doc_before"]
+    assert first != dict(r[1].edits[0].scores)["doc_before"]

@@ -145,6 +145,62 @@ def build_pairs(out_dir: str | Path, config: PairsConfig = PairsConfig()) -> dic
     return counts
 
 
+@dataclass
+class SpunDocument:
+    """A document spun sentence by sentence by one profile: the spun text and, per sentence, (spun, original,
+    target)."""
+
+    profile: str
+    rate: float
+    text: str
+    sentences: list[tuple[str, str, str]]
+
+
+def spin_documents(
+    split: str = "dev",
+    profiles: tuple[str, ...] = (*TRAIN_PROFILES, *TRAIN_DICTIONARY_PROFILES),
+    n: int = 100,
+    seed: int = 0,
+    clean_share: float = 0.15,
+    rates: tuple[float, ...] = (0.15, 0.3, 0.45),
+    max_sentences: int = 25,
+    min_sentences: int = 3,
+    sources: list[str] | None = None,
+) -> list[SpunDocument]:
+    """`n` documents of `split` (at most `max_sentences` sentences each), each spun by one of `profiles` in turn
+    (thesaurus profiles at a rate drawn from `rates`; dictionary spinners apply their whole dictionary, consistent
+    across the document), `clean_share` of them left clean: training data for evidence from the whole document."""
+    rng = random.Random(seed)
+    docs = [d for d in load_splits(sources)[split]]
+    rng.shuffle(docs)
+    spinners: dict = {}
+    out = []
+    for doc in docs:
+        sents = [s for p in doc.text.split("\n") for s in sentences(p) if len(s.split()) >= 3][:max_sentences]
+        if len(sents) < min_sentences:
+            continue
+        profile = profiles[len(out) % len(profiles)]
+        clean = rng.random() < clean_share
+        rate = 0.0 if clean else rng.choice(rates)
+        if profile not in spinners:
+            dictionary = profile in DICTIONARY_PROFILES
+            spinners[profile] = dictionary_spinner(profile) if dictionary else Spinner(profile, 0.0, seed=seed)
+        spinner = spinners[profile]
+        rows = []
+        for sent in sents:
+            if clean:
+                result = SpinResult(sent, sent, [])
+            elif profile in DICTIONARY_PROFILES:
+                result = spinner.spin(sent, rng=rng)
+            else:
+                result = spinner.spin(sent, rng=rng, rate=rate)
+            rows.append((result.spun, sent, target_for(result.spun, result.swaps)))
+        out.append(SpunDocument(profile, rate if not clean else 0.0, " ".join(r[0] for r in rows), rows))
+        if len(out) >= n:
+            break
+    return out
+
+
 def load_pairs(out_dir: str | Path, split: str):
     """All shards of one split as a single `datasets.Dataset`."""
     import datasets

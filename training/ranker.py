@@ -27,7 +27,7 @@ import numpy as np
 from normalizer.checkpoint import CANDIDATES_FILE, PRERANKER_FILE
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.stages.candidates import CandidateTable
-from normalizer.stages.features import CHEAP_FEATURES, FEATURES
+from normalizer.stages.features import CHEAP_FEATURES, FEATURES, SCHEMAS
 from normalizer.stages.lm import SMOLLM2, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker, gold_edits
 
@@ -59,18 +59,26 @@ def _label(gold: dict, candidate) -> float:
     return float(gold.get((candidate.first, candidate.last)) == tuple(w.lower() for w in _words(candidate.after)))
 
 
-def labelled_features(pipeline: Pipeline, spun: list[str], original: list[str], targets: list[str] | None = None):
-    """(X, y, groups): features of every rescored candidate, its label, and (sentence, span) ids for decisions.
-    Labels come from the pairs' edit targets when given (adjacent swaps kept apart), else from a word alignment."""
-    scored = pipeline.score(spun, progress=True)
+def labelled_features(
+    pipeline: Pipeline,
+    spun: list[str],
+    original: list[str],
+    targets: list[str] | None = None,
+    documents: list[str] | None = None,
+    features: tuple[str, ...] = FEATURES,
+):
+    """(X, y, groups): `features` of every rescored candidate, its label, and (sentence, span) ids for decisions.
+    Labels come from the pairs' edit targets when given (adjacent swaps kept apart), else from a word alignment;
+    `documents[k]` is sentence k's whole document (for `DOCUMENT_FEATURES`)."""
+    scored = pipeline.score(spun, progress=True, documents=documents)
     xs, ys, groups = [], [], []
     for k, (s, o, found) in enumerate(zip(spun, original, scored)):
         gold = _gold(s, o, targets[k] if targets else None)
         for sc in found:
-            xs.append([sc.features[name] for name in FEATURES])
+            xs.append([sc.features[name] for name in features])
             ys.append(_label(gold, sc.candidate))
             groups.append((k, sc.candidate.first, sc.candidate.last))
-    return np.array(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.array(ys), groups
+    return np.array(xs, dtype=np.float64).reshape(-1, len(features)), np.array(ys), groups
 
 
 def labelled_cheap_features(
@@ -133,6 +141,19 @@ def main(argv: list[str] | None = None) -> None:
         "--channel-from", type=Path, help="reuse this checkpoint folder's channel.json.gz instead of counting pairs"
     )
     parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=0,
+        help="train on N whole dev documents spun by --doc-profiles (with the document features) instead of lone "
+        "dev pairs; the pre-ranker on the sentences of the first --prerank-n of them",
+    )
+    parser.add_argument(
+        "--doc-profiles",
+        nargs="+",
+        default=["spinbot", "wordai", "spinrewriter", "dict-moby", "dict-wordnet", "dict-all"],
+        help="spinner profiles for --documents, in turn (15%% of documents are left clean)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -170,13 +191,34 @@ def main(argv: list[str] | None = None) -> None:
         n = len(train) if not args.channel_n else min(args.channel_n, len(train))
         channel = Channel.from_pairs(zip(train["spun"][:n], train["original"][:n]))
         logger.info("channel: %d swaps from %d pairs", len(channel.swaps), n)
-    dev = load_pairs(args.pairs, "dev")
-    if args.profiles:
-        dev = dev.filter(lambda p: p in args.profiles, input_columns="profile")
-    idx = random.Random(args.seed).sample(range(len(dev)), min(args.n + args.prerank_n, len(dev)))
-    pre_idx, idx = idx[: args.prerank_n], idx[args.prerank_n :]
-    spun, original = [dev[i]["spun"] for i in idx], [dev[i]["original"] for i in idx]
-    targets = [dev[i]["target"] for i in idx]
+    documents = features = None
+    if args.documents:
+        from training.pairs import spin_documents
+
+        docs = spin_documents("dev", tuple(args.doc_profiles), args.documents + args.prerank_n, seed=args.seed)
+        pre_docs, docs = docs[: args.prerank_n], docs[args.prerank_n :]
+        dev = {
+            "spun": [s for d in pre_docs for s, _, _ in d.sentences],
+            "original": [o for d in pre_docs for _, o, _ in d.sentences],
+            "target": [t for d in pre_docs for _, _, t in d.sentences],
+        }
+        pre_rows = [{k: dev[k][i] for k in dev} for i in range(len(dev["spun"]))]
+        spun = [s for d in docs for s, _, _ in d.sentences]
+        original = [o for d in docs for _, o, _ in d.sentences]
+        targets = [t for d in docs for _, _, t in d.sentences]
+        documents = [d.text for d in docs for _ in d.sentences]
+        features = SCHEMAS[1]
+        logger.info("documents: %d for the ranker (%d sentences), %d for the pre-ranker", len(docs), len(spun),
+                    len(pre_docs))  # fmt: skip
+    else:
+        dev_pairs = load_pairs(args.pairs, "dev")
+        if args.profiles:
+            dev_pairs = dev_pairs.filter(lambda p: p in args.profiles, input_columns="profile")
+        idx = random.Random(args.seed).sample(range(len(dev_pairs)), min(args.n + args.prerank_n, len(dev_pairs)))
+        pre_rows = [dev_pairs[i] for i in idx[: args.prerank_n]]
+        rows = [dev_pairs[i] for i in idx[args.prerank_n :]]
+        spun, original, targets = [r["spun"] for r in rows], [r["original"] for r in rows], [r["target"] for r in rows]
+        features = FEATURES
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
     config = PipelineConfig(seq2seq=bool(args.seq2seq))
     loaded: list[Pipeline] = []
@@ -198,9 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         px, py = labelled_cheap_features(
             pipeline(),
-            [dev[i]["spun"] for i in pre_idx],
-            [dev[i]["original"] for i in pre_idx],
-            [dev[i]["target"] for i in pre_idx],
+            [r["spun"] for r in pre_rows],
+            [r["original"] for r in pre_rows],
+            [r["target"] for r in pre_rows],
         )
         if pre_cache:
             np.savez(pre_cache, x=px, y=py)
@@ -211,13 +253,13 @@ def main(argv: list[str] | None = None) -> None:
         x, y, groups = data["x"], data["y"], [tuple(g) for g in data["groups"].tolist()]
     else:
         pipeline().preranker = preranker
-        x, y, groups = labelled_features(pipeline(), spun, original, targets)
+        x, y, groups = labelled_features(pipeline(), spun, original, targets, documents, features)
         if args.cache:
             np.savez(args.cache, x=x, y=y, groups=np.array(groups))
     logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
-    if x.shape[1] != len(FEATURES):
-        raise SystemExit(f"{args.cache}: {x.shape[1]} features cached, this run computes {len(FEATURES)}")
-    ranker = Ranker.fit(x, y, features=FEATURES)
+    if x.shape[1] != len(features):
+        raise SystemExit(f"{args.cache}: {x.shape[1]} features cached, this run computes {len(features)}")
+    ranker = Ranker.fit(x, y, features=features)
     table_rows = decision_table(ranker.prob(x), y, groups, n_gold)
     sure = [r for r in table_rows if r["precision"] >= args.min_precision and r["edits"]]
     best = sure[0] if sure else max(table_rows, key=lambda r: r["f0.5"])

@@ -31,7 +31,15 @@ from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import Restorer, check_threshold
 from normalizer.stages.candidates import Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
-from normalizer.stages.features import CHEAP_FEATURES, FEATURES, cheap_features, rescore_features
+from normalizer.stages.features import (
+    CHEAP_FEATURES,
+    DOCUMENT_FEATURES,
+    SCHEMAS,
+    DocumentStats,
+    cheap_features,
+    document_features,
+    rescore_features,
+)
 from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker
 
@@ -113,6 +121,8 @@ class Piece:
     candidates: list[Scored] = field(default_factory=list)
     row: int = -1
     """This piece's row in the batch's first pass (-1: not scored)."""
+    document: DocumentStats | None = None
+    """Counts over the piece's whole document (the piece alone when no document is given)."""
 
 
 @dataclass
@@ -151,8 +161,15 @@ class Pipeline(Restorer):
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
 
-    features = FEATURES
-    """The names of the features each rescored candidate carries (what the ranker was trained on)."""
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The names of the features behind each edit's confidence (what the ranker was trained on)."""
+        return self.ranker.features if self.ranker is not None else SCHEMAS[0]
+
+    @property
+    def reads_documents(self) -> bool:
+        """Whether the ranker weighs evidence from the whole document (`DOCUMENT_FEATURES`)."""
+        return self.ranker is not None and DOCUMENT_FEATURES[0] in self.ranker.features
 
     @property
     def threshold(self) -> float:
@@ -202,7 +219,7 @@ class Pipeline(Restorer):
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             LanguageModel.from_pretrained(lm, device=device),
-            Ranker.load(directory, FEATURES),
+            Ranker.load(directory, SCHEMAS),
             Channel.load(directory),
             Ranker.load(directory, CHEAP_FEATURES, PRERANKER_FILE),
             config,
@@ -219,14 +236,30 @@ class Pipeline(Restorer):
         parts = (self.table, self.lm, self.ranker, self.preranker, self.channel, self.seq2seq, self.dictionary)
         return (repr(self.config), repr(self.guard), *map(id, parts))
 
-    def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
+    def propose(
+        self,
+        pieces: list[str],
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
+    ) -> list[list[Edit]]:
         """Per piece, the likeliest candidate of each span with the ranker's probability as its confidence."""
         if self.ranker is None:
             raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
-        return [self.rank(found) for found in self.score(pieces, batch_size=batch_size, progress=progress)]
+        found = self.score(pieces, batch_size=batch_size, progress=progress, documents=documents)
+        return [self.rank(f) for f in found]
 
-    def score(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Scored]]:
-        """Every rescored candidate of every piece with its `FEATURES` (stages 1-4), in length-sorted batches."""
+    def score(
+        self,
+        pieces: list[str],
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
+    ) -> list[list[Scored]]:
+        """Every rescored candidate of every piece with all its features (stages 1-4), in length-sorted batches;
+        `documents[i]` is piece i's whole document (default: the piece itself)."""
         results: list[list[Scored]] = [[] for _ in pieces]
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         step = batch_size or self.config.batch_size
@@ -237,7 +270,8 @@ class Pipeline(Restorer):
             bar = tqdm(total=len(pieces), unit="sentence", desc="normalize", leave=False)
         for k in range(0, len(order), step):
             which = order[k : k + step]
-            batch = self.rescore(self.prerank(self.first_pass(self.candidates([pieces[i] for i in which]))))
+            docs = [documents[i] for i in which] if documents is not None else None
+            batch = self.rescore(self.prerank(self.first_pass(self.candidates([pieces[i] for i in which], docs))))
             for i, piece in zip(which, batch.pieces):
                 results[i] = piece.candidates
             if bar is not None:
@@ -248,12 +282,17 @@ class Pipeline(Restorer):
 
     # ---- stages -----------------------------------------------------------------------------------------------
 
-    def candidates(self, texts: list[str]) -> Batch:
-        """Stage 1: each piece tokenised for the LM, with its candidates (spintax, the table, the seq2seq model's
-        proposals merged in where they agree with the table)."""
+    def candidates(self, texts: list[str], documents: list[str] | None = None) -> Batch:
+        """Stage 1: each piece tokenised for the LM, with its candidates (spintax, the table, a user's spinner
+        dictionary, the seq2seq model's proposals merged in where they agree with the table) and the counts of its
+        document (`documents[i]`, default the piece itself)."""
         proposals = self.seq2seq.propose(texts) if self.seq2seq is not None else [[] for _ in texts]
+        stats: dict[int, DocumentStats] = {}
         pieces = []
-        for text, proposed in zip(texts, proposals):
+        for k, (text, proposed) in enumerate(zip(texts, proposals)):
+            doc = documents[k] if documents is not None else text
+            if id(doc) not in stats:
+                stats[id(doc)] = DocumentStats(doc)
             tokens = tokenize(text)
             chunks = _chunks(text, tokens)
             starts, seq = [], [self.lm.start_id]
@@ -261,7 +300,7 @@ class Pipeline(Restorer):
                 starts.append(len(seq))
                 seq += self.lm.chunk_ids(chunk)
             starts.append(len(seq))
-            piece = Piece(text, tokens, seq, starts)
+            piece = Piece(text, tokens, seq, starts, document=stats[id(doc)])
             if len(seq) > 1:
                 ends = [0] + [t.end for t in tokens]
                 for c in self.merged_candidates(text, tokens, proposed):
@@ -322,6 +361,7 @@ class Pipeline(Restorer):
             for s, first_lp in zip(piece.candidates, batch.state.gathered[row]):
                 spun_lp = token_lp[piece.starts[s.candidate.first]]
                 s.features = cheap_features(s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table)
+                s.features.update(document_features(s.candidate, piece.document, self.table))
         return batch
 
     def prerank(self, batch: Batch) -> Batch:

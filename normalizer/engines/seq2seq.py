@@ -186,8 +186,16 @@ class Seq2SeqRestorer(Restorer):
         return (repr(self.config), repr(self.guard), id(self.model), id(self.tokenizer))
 
     @torch.inference_mode()
-    def propose(self, pieces: list[str], *, batch_size: int | None = None, progress: bool = False) -> list[list[Edit]]:
-        """The model's edits for each piece (piece offsets), each with the probability of writing it."""
+    def propose(
+        self,
+        pieces: list[str],
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+        documents: list[str] | None = None,
+    ) -> list[list[Edit]]:
+        """The model's edits for each piece (piece offsets), each with the probability of writing it (the model
+        reads pieces alone: `documents` is not used)."""
         results: list[list[Edit]] = [[] for _ in pieces]
         if not pieces:
             return results

@@ -35,7 +35,12 @@ CHEAP_FEATURES = (
 RESCORE_FEATURES = ("prerank", "lm_gain", "gain_gap", "spun_surprisal")
 """Known after rescoring: the pre-ranker's log-probability and the full span's language-model scores."""
 FEATURES = (*CHEAP_FEATURES, *RESCORE_FEATURES)
-"""The ranker's features."""
+"""The ranker's features, sentence by sentence."""
+DOCUMENT_FEATURES = ("doc_before", "doc_after", "doc_before_excess", "doc_after_excess", "doc_words")
+"""Evidence from the whole document: how often the spun words and the candidate stand in it, each against its
+frequency in news (a spinner that swaps "said" for "mentioned" every time leaves many "mentioned" and no "said")."""
+SCHEMAS = (FEATURES, (*FEATURES, *DOCUMENT_FEATURES))
+"""The feature lists a ranker may be trained on: sentence features alone, or with the document's."""
 
 _VOWEL = set("aeiouAEIOU")
 
@@ -72,6 +77,42 @@ def cheap_features(
         "channel_seen": float(seen),
         "seq2seq_conf": max(c.seq2seq, 0.0),
         "seq2seq_proposed": float(c.seq2seq >= 0),
+    }
+
+
+class DocumentStats:
+    """Counts of the lower-cased words and 2-3 word phrases of one document."""
+
+    def __init__(self, text: str):
+        from collections import Counter
+
+        from normalizer.edits import words
+
+        toks = [w.lower() for w in words(text) if w[0].isalnum()]
+        self.words = len(toks)
+        self.counts = Counter(toks)
+        for n in (2, 3):
+            self.counts.update(" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+
+    def count(self, phrase: str) -> int:
+        return self.counts.get(" ".join(w.lower() for w in phrase.split()), 0)
+
+
+def document_features(c: Candidate, doc: DocumentStats, table: CandidateTable) -> dict[str, float]:
+    """The `DOCUMENT_FEATURES` of candidate `c` in a document: log counts of the spun words and of the candidate,
+    and each one's frequency in the document (Zipf scale, +0.5 smoothing) less its frequency in news."""
+    n = max(doc.words, 1)
+    before, after = doc.count(c.before), doc.count(c.after)
+
+    def doc_zipf(count: int) -> float:
+        return math.log10((count + 0.5) / n * 1e9)
+
+    return {
+        "doc_before": math.log1p(before),
+        "doc_after": math.log1p(after),
+        "doc_before_excess": doc_zipf(before) - table.zipf(c.before.lower()),
+        "doc_after_excess": doc_zipf(after) - table.zipf(c.after.lower()),
+        "doc_words": math.log1p(doc.words),
     }
 
 

@@ -143,8 +143,9 @@ class Ranker:
         (Path(directory) / name).write_text(json.dumps(data, indent=1) + "\n")
 
     @classmethod
-    def load(cls, directory: str | Path, features: tuple[str, ...], name: str = RANKER_FILE) -> Ranker:
-        """Read and validate a saved ranker (plain JSON numbers; trained on exactly `features`)."""
+    def load(cls, directory: str | Path, features, name: str = RANKER_FILE) -> Ranker:
+        """Read and validate a saved ranker (plain JSON numbers; trained on exactly `features`, or on one of the
+        feature tuples in `features` when it is a tuple of them)."""
         path = Path(directory) / name
         try:
             data = json.loads(path.read_text())
@@ -153,8 +154,10 @@ class Ranker:
         expected = {"weights", "bias", "mean", "std", "features", "threshold"}
         if not isinstance(data, dict) or set(data) != expected:
             raise ValueError(f"{path}: expected exactly the keys {sorted(expected)}")
-        if tuple(data["features"]) != tuple(features):
-            raise ValueError(f"{path}: trained on features {data['features']}, this version computes {features}")
+        schemas = [tuple(f) for f in features] if features and not isinstance(features[0], str) else [tuple(features)]
+        if not isinstance(data["features"], list) or tuple(data["features"]) not in schemas:
+            raise ValueError(f"{path}: trained on features {data['features']}, this version computes {schemas}")
+        features = tuple(data["features"])
         n = len(features)
         for key in ("weights", "mean", "std"):
             if not (
