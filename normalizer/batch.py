@@ -575,6 +575,8 @@ def run(
     overwrite: bool = False,
     progress: bool | None = None,
     restorer_factory: Callable[[], Any] | None = None,
+    report: bool = False,
+    report_sample: int = 200,
 ) -> Summary:
     """Restore every record of `inputs` into shards in `output` on Ray Data (see the module's docstring). Starts an
     embedded Ray on this machine unless one is running or `address` names a cluster. `restorer_factory`, a
@@ -654,8 +656,53 @@ def run(
         records_done=done_records,
     )
     manifest.data["summary"] = dataclasses.asdict(summary)
+    if report:
+        path = write_job_report(out_dir, shards, settings, report_sample)
+        manifest.data["report"] = path.name
     manifest.save()
     return summary
+
+
+REPORT_FILE = "report.html"
+
+
+def write_job_report(out_dir: Path, shards, settings: Settings, sample: int = 200) -> Path:
+    """`report.html` in the output folder (see `normalizer.report`): the summary over every record of the job, the
+    first `sample` restored records (in job order) in detail, read back from the finished shards."""
+    from normalizer.edits import Edit
+    from normalizer.report import Report
+    from normalizer.restorer import Restoration
+
+    rep = Report(sample=sample, threshold=settings.threshold, title="normalize-batch: what was restored")
+    for shard in shards:
+        path = out_dir / f"{shard.name}.{'parquet' if settings.format == 'parquet' else 'jsonl'}"
+        for row in _read_output(path, settings):
+            if row.get("error") is not None or row.get("edits") is None:
+                continue
+            edits = row["edits"] if isinstance(row["edits"], list) else json.loads(row["edits"])
+            found = [
+                Edit(e["start"], e["end"], e["before"], e["after"], e["confidence"],
+                     tuple((e.get("scores") or {}).items()))
+                for e in edits
+            ]  # fmt: skip
+            source = row.get(settings.field)
+            source = source if isinstance(source, str) else ""
+            restored = row.get(settings.output_field) or ""
+            rep.add(Restoration(restored, found, [], row.get("spin_score") or 0.0, source), f"record {row['position']}")
+    return rep.write(out_dir / REPORT_FILE)
+
+
+def _read_output(path: Path, settings: Settings):
+    if settings.format == "parquet":
+        import pyarrow.parquet as pq
+
+        columns = [c for c in (settings.field, settings.output_field, "edits", "spin_score", "error", "position")]
+        table = pq.read_table(path)
+        yield from table.select([c for c in columns if c in table.column_names]).to_pylist()
+    else:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
 
 
 def _check_columns(src: Source, settings: Settings) -> None:
@@ -771,6 +818,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=int, default=1_000_000, help="longer records pass through with an error")
     p.add_argument("--address", help="join this Ray cluster (default: start an embedded one here)")
     p.add_argument("--overwrite", action="store_true", help="discard another job's output in --output")
+    p.add_argument(
+        "--report", action="store_true", help=f"write an HTML report of the job into --output ({REPORT_FILE})"
+    )
+    p.add_argument("--report-sample", type=int, default=200, help="records shown in detail in the report (default 200)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     return p
 
@@ -803,6 +854,8 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             overwrite=args.overwrite,
             progress=args.progress,
+            report=args.report,
+            report_sample=args.report_sample,
         )
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)

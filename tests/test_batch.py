@@ -280,3 +280,32 @@ def sha256_of(path):
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_job_report_reads_the_finished_shards(tmp_path, fmt):
+    from html.parser import HTMLParser
+
+    from normalizer.batch import Settings, plan_shards, process_shard, scan, write_job_report
+
+    src_path = tmp_path / "in.jsonl"
+    src_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in [*texts(12), "<script>alert(1)</script>"]))
+    src = scan(src_path, 5)
+    shards = plan_shards([src], 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = Settings(shard_size=5, format=fmt)
+    for shard in shards:
+        process_shard(SwapRestorer(), src, shard, settings, out)
+    page = write_job_report(out, shards, settings, sample=3).read_text(encoding="utf-8")
+    assert "13 documents, 4 edits applied; 3 shown in detail (the first 3)" in page
+    path = write_job_report(out, shards, settings, sample=20)
+    page = path.read_text(encoding="utf-8")
+    assert path.name == "report.html" and "13 documents, 4 edits applied; 13 shown in detail" in page
+    assert "<del>mentioned</del><ins>said</ins>" in page and "&lt;script&gt;alert(1)" in page
+
+    tags = []
+    parser = HTMLParser()
+    parser.handle_starttag = lambda tag, attrs: tags.append(tag)
+    parser.feed(page)
+    assert tags.count("section") == 13 and tags.count("script") == 1
