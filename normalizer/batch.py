@@ -256,6 +256,20 @@ def _set_text(rec: Record, value: Any, settings: Settings) -> None:
         rec.text = value
 
 
+_JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+
+
+def _encodable(decoded: str, obj) -> bool:
+    """Whether a parsed JSON object holds only text that UTF-8 can write (no lone surrogate from a `\\ud800`)."""
+    if "\\u" not in decoded.lower():
+        return True  # a surrogate can only come from an escape
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_line(kind: str, row: int, line: bytes, settings: Settings) -> Record:
     try:
         decoded = line.decode("utf-8")
@@ -272,7 +286,9 @@ def _parse_line(kind: str, row: int, line: bytes, settings: Settings) -> Record:
     except RecursionError:
         return Record(row, None, error="not JSON (nested too deep)", raw=line)
     if not isinstance(obj, dict):
-        return Record(row, None, error=f"a JSON {type(obj).__name__}, not an object", raw=line)
+        return Record(row, None, error=f"a JSON {_JSON_TYPES.get(type(obj), 'value')}, not an object", raw=line)
+    if not _encodable(decoded, obj):
+        return Record(row, None, error="holds a lone surrogate escape (such as \\ud800), not text", raw=line)
     clash = sorted(set(obj) & ({settings.output_field, *ADDED} - {settings.field}))
     if clash:
         return Record(row, None, error=f"input field {clash[0]!r} clashes with an output column", raw=line)
@@ -304,6 +320,10 @@ def _jsonable(value):
     return str(value)
 
 
+class ShardWriteError(RuntimeError):
+    """A shard's output could not be written; the message names the shard and its records."""
+
+
 def process_shard(restorer, src: Source, shard: Shard, settings: Settings, out_dir: Path, batch_size=None) -> dict:
     """Read, restore and write one shard (atomically); its counts."""
     t0 = time.perf_counter()
@@ -327,10 +347,15 @@ def process_shard(restorer, src: Source, shard: Shard, settings: Settings, out_d
     final = out_dir / f"{shard.name}.{'parquet' if settings.format == 'parquet' else 'jsonl'}"
     tmp = out_dir / f".{final.name}.tmp-{os.getpid()}"
     try:
-        if settings.format == "parquet":
-            _write_parquet(tmp, records, table, added)
-        else:
-            _write_jsonl(tmp, records, table, added)
+        try:
+            if settings.format == "parquet":
+                _write_parquet(tmp, records, table, added)
+            else:
+                _write_jsonl(tmp, records, table, added)
+        except (UnicodeError, ValueError, TypeError) as e:  # pyarrow's errors are ValueError/TypeError subclasses
+            last = shard.position + len(records) - 1
+            what = f"cannot write {final.name} (records {shard.position}-{last} of the job)"
+            raise ShardWriteError(f"{what}: {type(e).__name__}: {e}") from None
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

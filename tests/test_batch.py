@@ -134,6 +134,9 @@ def test_bad_records_pass_through_with_an_error(tmp_path, ray_session):
         json.dumps({"text": "a", "edits": 1}).encode(),  # clashes with an output column
         b'{"text": "one\rline"}',  # a lone CR is no line break
         json.dumps({"text": "CRLF mentioned"}).encode() + b"\r",  # a CRLF ending
+        b'{"text": "a\\ud800b mentioned"}',  # a lone surrogate escape: Parquet cannot hold it as text
+        b"null",
+        b'{"text": "ok", "note": "\\udfff"}',  # in another field
     ]
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b"\n".join(lines))  # and no newline at the end
@@ -145,14 +148,16 @@ def test_bad_records_pass_through_with_an_error(tmp_path, ray_session):
     errors = [r["error"] for r in rows]
     assert errors[0] is None and errors[8] is None and rows[8]["restored"] == "He said more."
     assert errors[1].startswith("invalid UTF-8") and rows[1]["raw"] == lines[1]
-    assert errors[2].startswith("not JSON") and errors[3].startswith("a JSON list")
+    assert errors[2].startswith("not JSON") and errors[3].startswith("a JSON array")
     assert "not a string" in errors[4] and errors[5] == "no field 'text'" and errors[6].startswith("over-long")
     assert rows[6]["restored"] == "x" * 500  # passed through unchanged
     assert errors[7].startswith("restoration failed") and rows[7]["restored"] == "BOOM mentioned"
     assert "clashes" in errors[9] and rows[9]["raw"] == lines[9]
     assert errors[10].startswith("not JSON") and rows[10]["raw"] == lines[10]  # a raw CR is not valid JSON
     assert rows[11]["restored"] == "CRLF said" and errors[11] is None
-    assert summary.errors == 9
+    assert errors[12].startswith("holds a lone surrogate") and rows[12]["raw"] == lines[12]
+    assert errors[13] == "a JSON null, not an object" and errors[14].startswith("holds a lone surrogate")
+    assert summary.errors == 12
 
 
 def test_a_worker_lost_mid_shard_is_retried_without_duplicates(tmp_path, ray_session):

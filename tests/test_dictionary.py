@@ -126,3 +126,32 @@ def test_cli_dictionary_flag(tmp_path, pipeline_checkpoint, capsys):  # noqa: F8
     assert main([*args, "--dictionary", str(tmp_path / "missing\x1b[31m.txt")]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "dictionary" in err and "\x1b" not in err
+
+
+def test_heldout_checkpoint_forgets_the_left_out_lexicon():
+    from evaluation.heldout import cut_channel
+    from normalizer.stages.candidates import CandidateTable
+    from normalizer.stages.ranker import Channel
+
+    table = CandidateTable.from_pairs({("mention", "say"): (1, 0)}, {"final 12 months": ["last year"]})
+    channel = Channel(
+        {"said\tmentioned": 3, "war\tstruggle": 2, "last year\tfinal 12 months": 1},
+        {"said": 3, "war": 2, "last year": 1},
+    )
+    cut = cut_channel(channel, table)
+    assert cut.swaps == {"said\tmentioned": 3, "last year\tfinal 12 months": 1}  # "struggle" only the other lexicon
+    assert cut.originals == {"said": 3, "last year": 1}
+
+
+def test_spun_documents_keep_their_sentences_aligned():
+    from training.pairs import spin_documents
+    from training.ranker import gold_from_target
+
+    docs = spin_documents("dev", ("spinbot", "dict-moby"), n=4, seed=1, clean_share=0.0)
+    assert len(docs) == 4 and {d.profile for d in docs} == {"spinbot", "dict-moby"}
+    for d in docs:
+        assert d.text == " ".join(s for s, _, _ in d.sentences)
+        for spun, original, target in d.sentences:
+            assert (spun == original) == (target == "")
+            gold = gold_from_target(spun, target)
+            assert all(a < b for a, b in gold)
