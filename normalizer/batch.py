@@ -501,6 +501,60 @@ def model_fingerprint(settings: Settings) -> dict:
     return {"path": str(directory), "files": files, **({"dictionaries": dictionaries} if dictionaries else {})}
 
 
+class JobRunning(RuntimeError):
+    """Another job is writing the same output folder."""
+
+
+@dataclass
+class JobLock:
+    """`.lock` in the output folder: the pid and host of the job writing it. A second job is refused while that pid
+    lives; a lock left by a killed job on this host (its pid gone) is taken over."""
+
+    path: Path
+
+    @classmethod
+    def acquire(cls, out_dir: Path) -> JobLock:
+        import socket
+
+        path = out_dir / ".lock"
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    held = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    held = {}
+                if held.get("host") == me["host"] and not _alive(held.get("pid")):
+                    path.unlink(missing_ok=True)  # left by a job that was killed
+                    continue
+                who = f"pid {held.get('pid', '?')} on {held.get('host', '?')}"
+                raise JobRunning(
+                    f"another normalize-batch job ({who}) is writing {out_dir}; wait for it, or delete "
+                    f"{path} if that job is gone"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            return cls(path)
+        raise JobRunning(f"cannot take the lock {path}")
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Manifest:
     """`_manifest.json` in the output folder, rewritten atomically after every finished shard."""
 
@@ -610,6 +664,14 @@ def run(
         raise ValueError(f"format must be parquet or jsonl, got {format!r}")
     if workers < 1 or shard_size < 1 or max_chars < 1:
         raise ValueError("workers, shard_size and max_chars must be >= 1")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if (cpus_per_worker is not None and cpus_per_worker <= 0) or gpus_per_worker < 0:
+        raise ValueError(
+            f"cpus_per_worker must be > 0 and gpus_per_worker >= 0, got {cpus_per_worker}, {gpus_per_worker}"
+        )
+    if report_sample < 1:
+        raise ValueError(f"report_sample must be >= 1, got {report_sample}")
     if not inputs:
         raise ValueError("no inputs")
     if threshold is not None:
@@ -647,45 +709,49 @@ def run(
     }
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".part-*.tmp-*"):
-        stale.unlink()  # a shard a killed job was writing
-    manifest = Manifest.open(out_dir, job, overwrite)
-    pending = [s for s in shards if not manifest.finished(s)]
-    worker_job = {
-        "sources": [dataclasses.asdict(s) for s in sources],
-        "settings": dataclasses.asdict(settings),
-        "shards": [dataclasses.asdict(s) for s in pending],
-    }
-    done_records = 0
-    if pending:
-        workers_spec = Workers(workers, cpus_per_worker, gpus_per_worker, batch_size, address, restorer_factory)
-        done_records = _run_on_ray(pending, worker_job, out_dir, manifest, workers_spec, progress)
-    manifest.data["status"] = "complete"
-    entries = [manifest.data["shards"][s.name] for s in shards]
-    total = sum(e["records"] for e in entries)
-    if total != sum(s.records for s in sources):
-        raise RuntimeError(f"output holds {total} records, inputs {sum(s.records for s in sources)}")
-    kinds = Counter()
-    for e in entries:
-        kinds.update(e.get("error_kinds", {}))
-    summary = Summary(
-        records=total,
-        errors=sum(e["errors"] for e in entries),
-        edits=sum(e["edits"] for e in entries),
-        shards=len(shards),
-        skipped=len(shards) - len(pending),
-        seconds=round(time.perf_counter() - t0, 3),
-        characters=sum(e["characters"] for e in entries),
-        output=str(out_dir),
-        error_kinds=dict(kinds),
-        records_done=done_records,
-    )
-    manifest.data["summary"] = dataclasses.asdict(summary)
-    if report:
-        path = write_job_report(out_dir, shards, settings, report_sample)
-        manifest.data["report"] = path.name
-    manifest.save()
-    return summary
+    lock = JobLock.acquire(out_dir)
+    try:
+        for stale in out_dir.glob(".part-*.tmp-*"):
+            stale.unlink()  # a shard a killed job was writing
+        manifest = Manifest.open(out_dir, job, overwrite)
+        pending = [s for s in shards if not manifest.finished(s)]
+        worker_job = {
+            "sources": [dataclasses.asdict(s) for s in sources],
+            "settings": dataclasses.asdict(settings),
+            "shards": [dataclasses.asdict(s) for s in pending],
+        }
+        done_records = 0
+        if pending:
+            workers_spec = Workers(workers, cpus_per_worker, gpus_per_worker, batch_size, address, restorer_factory)
+            done_records = _run_on_ray(pending, worker_job, out_dir, manifest, workers_spec, progress)
+        manifest.data["status"] = "complete"
+        entries = [manifest.data["shards"][s.name] for s in shards]
+        total = sum(e["records"] for e in entries)
+        if total != sum(s.records for s in sources):
+            raise RuntimeError(f"output holds {total} records, inputs {sum(s.records for s in sources)}")
+        kinds = Counter()
+        for e in entries:
+            kinds.update(e.get("error_kinds", {}))
+        summary = Summary(
+            records=total,
+            errors=sum(e["errors"] for e in entries),
+            edits=sum(e["edits"] for e in entries),
+            shards=len(shards),
+            skipped=len(shards) - len(pending),
+            seconds=round(time.perf_counter() - t0, 3),
+            characters=sum(e["characters"] for e in entries),
+            output=str(out_dir),
+            error_kinds=dict(kinds),
+            records_done=done_records,
+        )
+        manifest.data["summary"] = dataclasses.asdict(summary)
+        if report:
+            path = write_job_report(out_dir, shards, settings, report_sample)
+            manifest.data["report"] = path.name
+        manifest.save()
+        return summary
+    finally:
+        lock.release()
 
 
 REPORT_FILE = "report.html"
@@ -754,6 +820,20 @@ class Workers:
     factory: Callable[[], Any] | None = None
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ConnectionError in one line when `host:port` (or `ray://host:port`) does not accept a TCP connection within
+    `timeout` seconds: Ray itself would wait for minutes. `auto` and other forms are left to Ray."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address} ({e.strerror or e})") from None
+
+
 def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest: Manifest, w: Workers, progress) -> int:
     """Run the pending shards on a pool of `w.count` actors; record each finished one; records done."""
     try:
@@ -765,10 +845,20 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
 
     started = False
     if not ray.is_initialized():
+        if w.address:
+            check_reachable(w.address)
         kwargs = {"address": w.address} if w.address else {"include_dashboard": False}
         ray.init(logging_level=logging.ERROR, log_to_driver=True, **kwargs)
         started = True
     try:
+        resources = ray.cluster_resources()
+        if w.gpus and resources.get("GPU", 0) < w.gpus:
+            raise ValueError(
+                f"--gpus-per-worker {w.gpus:g}: the Ray cluster has {resources.get('GPU', 0):g} GPUs "
+                "(run without it, or on a machine or cluster with GPUs)"
+            )
+        if w.cpus and resources.get("CPU", 0) < w.cpus:
+            raise ValueError(f"--cpus-per-worker {w.cpus:g}: the Ray cluster has {resources.get('CPU', 0):g} CPUs")
         cpus_per_worker = w.cpus
         if cpus_per_worker is None:  # embedded: share this machine's CPUs; on a cluster: one each
             cpus = ray.cluster_resources().get("CPU", 1) if not w.address else 1
@@ -885,6 +975,13 @@ def main(argv: list[str] | None = None) -> int:
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)
         return 2
+    except (JobRunning, ConnectionError) as e:
+        print(f"normalize-batch: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"normalize-batch: interrupted; finished shards are kept in {args.output}: run the same command to "
+              "resume", file=sys.stderr)  # fmt: skip
+        return 130
     except Exception as e:  # noqa: BLE001 - a failed job says so in a line; its finished shards stay for a rerun
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         print(f"normalize-batch: the job failed ({type(e).__name__}: {first}); finished shards are kept in "

@@ -314,3 +314,50 @@ def test_job_report_reads_the_finished_shards(tmp_path, fmt):
     parser.handle_starttag = lambda tag, attrs: tags.append(tag)
     parser.feed(page)
     assert tags.count("section") == 13 and tags.count("script") == 1
+
+
+def test_a_second_job_on_the_same_folder_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    import socket
+
+    from normalizer.batch import JobLock, JobRunning
+
+    out = tmp_path / "out"
+    out.mkdir()
+    held = JobLock.acquire(out)
+    with pytest.raises(JobRunning, match="another normalize-batch job"):
+        JobLock.acquire(out)  # this very process holds it: alive
+    held.release()
+    (out / ".lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))  # a killed job
+    JobLock.acquire(out).release()
+    assert not (out / ".lock").exists()
+
+
+def test_a_closed_address_fails_in_one_line_quickly(tmp_path, capsys):
+    from normalizer.batch import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("He mentioned it.\n")
+    t = time.time()
+    code = main([str(src), "-o", str(tmp_path / "out"), "--address", "127.0.0.1:1", "--engine", "seq2seq"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in err and time.time() - t < 60
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args", [["--batch-size", "-1"], ["--cpus-per-worker", "-1"], ["--gpus-per-worker", "-1"], ["--max-chars", "0"]]
+)
+def test_bad_numbers_are_one_line(tmp_path, capsys, args):
+    from normalizer.batch import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("He mentioned it.\n")
+    assert main([str(src), "-o", str(tmp_path / "out"), *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_gpus_asked_for_where_the_cluster_has_none(tmp_path, ray_session):
+    src = tmp_path / "in.txt"
+    src.write_text("He mentioned it.\n")
+    with pytest.raises(ValueError, match="the Ray cluster has 0 GPUs"):
+        run([src], tmp_path / "out", gpus_per_worker=1, restorer_factory=factory(), progress=False)

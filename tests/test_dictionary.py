@@ -133,12 +133,12 @@ def test_heldout_checkpoint_forgets_the_left_out_lexicon():
     from normalizer.stages.candidates import CandidateTable
     from normalizer.stages.ranker import Channel
 
-    table = CandidateTable.from_pairs({("mention", "say"): (1, 0)}, {"final 12 months": ["last year"]})
+    small = CandidateTable.from_pairs({("mention", "say"): (1, 0)}, {"final 12 months": ["last year"]})
     channel = Channel(
         {"said\tmentioned": 3, "war\tstruggle": 2, "last year\tfinal 12 months": 1},
         {"said": 3, "war": 2, "last year": 1},
     )
-    cut = cut_channel(channel, table)
+    cut = cut_channel(channel, small)
     assert cut.swaps == {"said\tmentioned": 3, "last year\tfinal 12 months": 1}  # "struggle" only the other lexicon
     assert cut.originals == {"said": 3, "last year": 1}
 

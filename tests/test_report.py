@@ -14,7 +14,9 @@ from normalizer.edits import TO, Edit
 from normalizer.report import Report, write_html
 from normalizer.restorer import Rejection, Restoration
 
-HOSTILE = 'He mentioned <script>alert(1)</script> and </style><img src=x onerror=alert(2)> "q" javascript:alert(3) \x1b[31m'
+HOSTILE = (
+    'He mentioned <script>alert(1)</script> and </style><img src=x onerror=alert(2)> "q" javascript:alert(3) \x1b[31m'
+)
 
 
 class Collect(HTMLParser):
