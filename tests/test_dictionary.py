@@ -155,3 +155,24 @@ def test_spun_documents_keep_their_sentences_aligned():
             assert (spun == original) == (target == "")
             gold = gold_from_target(spun, target)
             assert all(a < b for a, b in gold)
+
+
+def test_dictionary_priors_are_chosen_for_precision_then_recall():
+    from training.tune_dictionary import evaluate
+
+    rows = [
+        # a key standing in the text: right even with a weak LM gain
+        {"span": (0, 0, 1, 2), "p": 0.1, "gain": -1.0, "dictionary": True, "key": True, "label": 1.0},
+        # not a key: the text's own word, the LM does not want the dictionary's key
+        {"span": (0, 0, 3, 4), "p": 0.1, "gain": -1.0, "dictionary": True, "key": False, "label": 0.0},
+        {"span": (0, 0, 5, 6), "p": 0.9, "gain": 2.0, "dictionary": False, "key": False, "label": 1.0},
+        {"gold": 3},
+    ]
+    strict = evaluate(rows, prior=0.0, key_prior=0.0, threshold=0.8)
+    assert (strict["edits"], strict["right"]) == (1, 1)
+    keyed = evaluate(rows, prior=0.0, key_prior=4.0, threshold=0.8)
+    assert (keyed["edits"], keyed["right"], keyed["precision"]) == (2, 2, 1.0)
+    loose = evaluate(rows, prior=4.0, key_prior=4.0, threshold=0.8)
+    assert (
+        loose["edits"] == 3 and loose["precision"] == pytest.approx(2 / 3) and loose["recall"] == pytest.approx(2 / 3)
+    )

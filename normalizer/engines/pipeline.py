@@ -69,8 +69,10 @@ class PipelineConfig:
     dictionary_prior: float = 1.5
     """With a user-supplied spinner dictionary: the log-odds, before the language model's evidence, that a span the
     dictionary could have written is a swap of its key. A dictionary candidate's confidence is
-    sigmoid(lm_gain + dictionary_prior) where that beats the ranker's: at 1.5 and the shipped threshold 0.8, the
-    key is restored where the language model finds it at least ~0.1 nats likelier than the spun words."""
+    sigmoid(lm_gain + prior) where that beats the ranker's (chosen on dev by `training.tune_dictionary`)."""
+    dictionary_key_prior: float = 1.5
+    """The same prior where the spun span is itself a key of the dictionary (the spinner would have replaced it had
+    it been the original, so it is very likely a replacement)."""
 
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
@@ -327,10 +329,10 @@ class Pipeline(Restorer):
             for c in self.dictionary.propose(text, tokens):
                 key = (c.first, c.last, c.after.lower())
                 if key in by_key:
-                    out[by_key[key]] = replace(out[by_key[key]], dictionary=True)
+                    out[by_key[key]] = replace(out[by_key[key]], dictionary=True, dictionary_key=c.dictionary_key)
                 elif free(c.first, c.last):
                     by_key[key] = len(out)
-                    out.append(replace(c, dictionary=True))
+                    out.append(c)
         first = {t.start: k for k, t in enumerate(tokens)}
         last = {t.end: k + 1 for k, t in enumerate(tokens)}
         for e in proposals:
@@ -421,6 +423,11 @@ class Pipeline(Restorer):
             s.features.update(rescore_features(s.features["prerank"], gain, best[key], surprisal))
         return batch
 
+    def dictionary_confidence(self, c: Candidate, lm_gain: float) -> float:
+        """sigmoid(LM gain + the dictionary prior for this kind of span) of a dictionary candidate."""
+        prior = self.config.dictionary_key_prior if c.dictionary_key else self.config.dictionary_prior
+        return 1.0 / (1.0 + math.exp(-max(min(lm_gain + prior, 30.0), -30.0)))
+
     def rank(self, found: list[Scored]) -> list[Edit]:
         """Stage 5: per span the likeliest candidate, as an edit whose confidence is the ranker's probability and
         whose scores are its features. Spintax is template residue, always resolved: its alternatives compete on
@@ -433,7 +440,7 @@ class Pipeline(Restorer):
             c = s.candidate
             spintax = c.kind == "spintax"
             if c.dictionary:
-                p = max(p, 1.0 / (1.0 + math.exp(-(s.features["lm_gain"] + self.config.dictionary_prior))))
+                p = max(p, self.dictionary_confidence(c, s.features["lm_gain"]))
             p, rank = (1.0, s.features["lm_gain"]) if spintax else (p, p)
             key = (c.first, c.last)
             if key not in best or rank > best[key][1]:

@@ -46,6 +46,9 @@ class Candidate:
     """The seq2seq model's confidence in this very edit when it proposed it, else -1."""
     dictionary: bool = False
     """A user-supplied spinner dictionary says this spinner writes `before` for `after`."""
+    dictionary_key: bool = False
+    """`before` is itself a key of that dictionary: the spinner would have replaced it had it been the original, so
+    its standing in the text says it is a replacement."""
 
 
 class CandidateTable:

@@ -113,10 +113,16 @@ class SpinnerDictionary:
                 if n > 1 and (text[span[-2].end : span[-1].start] != " " or not span[-1].text[0].isalnum()):
                     break
                 surface = text[span[0].start : span[-1].end]
+                standing_key = self.is_key(surface)
                 for key in self.originals.get(surface.lower(), ()):
                     after = match_case(key, surface)
                     if after != surface:
-                        out.append(Candidate(span[0].start, span[-1].end, i, i + n, surface, after, "dictionary"))
+                        out.append(
+                            Candidate(
+                                span[0].start, span[-1].end, i, i + n, surface, after, "dictionary",
+                                dictionary=True, dictionary_key=standing_key,
+                            )
+                        )  # fmt: skip
         return out
 
 
