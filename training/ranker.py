@@ -50,12 +50,14 @@ def gold_from_target(spun: str, target: str) -> dict[tuple[int, int], tuple[str,
     return gold
 
 
-def _gold(spun: str, original: str, target: str | None) -> dict:
+def gold_spans(spun: str, original: str, target: str | None) -> dict:
+    """Gold edits of a pair, lower-cased: from its edit target when there is one, else from a word alignment."""
     gold = gold_from_target(spun, target) if target is not None else gold_edits(spun, original)
     return {span: tuple(w.lower() for w in after) for span, after in gold.items()}
 
 
-def _label(gold: dict, candidate) -> float:
+def label_of(gold: dict, candidate) -> float:
+    """1.0 when `candidate` restores the gold original of its span, else 0.0."""
     return float(gold.get((candidate.first, candidate.last)) == tuple(w.lower() for w in _words(candidate.after)))
 
 
@@ -73,10 +75,10 @@ def labelled_features(
     scored = pipeline.score(spun, progress=True, documents=documents)
     xs, ys, groups = [], [], []
     for k, (s, o, found) in enumerate(zip(spun, original, scored)):
-        gold = _gold(s, o, targets[k] if targets else None)
+        gold = gold_spans(s, o, targets[k] if targets else None)
         for sc in found:
             xs.append([sc.features[name] for name in features])
-            ys.append(_label(gold, sc.candidate))
+            ys.append(label_of(gold, sc.candidate))
             groups.append((k, sc.candidate.first, sc.candidate.last))
     return np.array(xs, dtype=np.float64).reshape(-1, len(features)), np.array(ys), groups
 
@@ -91,10 +93,10 @@ def labelled_cheap_features(
     for k in tqdm(range(0, len(spun), batch), desc="pre-ranker features", unit="batch"):
         scored = pipeline.first_pass(pipeline.candidates(spun[k : k + batch]))
         for n, piece in enumerate(scored.pieces, k):
-            gold = _gold(spun[n], original[n], targets[n] if targets else None)
+            gold = gold_spans(spun[n], original[n], targets[n] if targets else None)
             for sc in piece.candidates:
                 xs.append([sc.features[name] for name in CHEAP_FEATURES])
-                ys.append(_label(gold, sc.candidate))
+                ys.append(label_of(gold, sc.candidate))
     return np.array(xs, dtype=np.float64).reshape(-1, len(CHEAP_FEATURES)), np.array(ys)
 
 

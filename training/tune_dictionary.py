@@ -33,7 +33,7 @@ PRIORS = tuple(np.round(np.arange(-2.0, 6.01, 0.5), 2).tolist())
 def collect(pipeline: Pipeline, profiles, docs: int, seed: int) -> list[dict]:
     """One row per rescored candidate of the dev documents: span id, probabilities' parts and the label."""
     from training.pairs import spin_documents
-    from training.ranker import _gold, _label
+    from training.ranker import gold_spans, label_of
 
     rows = []
     for profile in profiles:
@@ -46,7 +46,7 @@ def collect(pipeline: Pipeline, profiles, docs: int, seed: int) -> list[dict]:
         k = 0
         for d in documents:
             for s, o, t in d.sentences:
-                gold = _gold(s, o, t)
+                gold = gold_spans(s, o, t)
                 found = scored[k]
                 probs = pipeline.ranker.prob_records([x.features for x in found]) if found else []
                 for x, p in zip(found, probs):
@@ -58,7 +58,7 @@ def collect(pipeline: Pipeline, profiles, docs: int, seed: int) -> list[dict]:
                             "gain": x.features["lm_gain"],
                             "dictionary": c.dictionary,
                             "key": c.dictionary_key,
-                            "label": _label(gold, c),
+                            "label": label_of(gold, c),
                         }
                     )
                 rows.append({"gold": len(gold)})
