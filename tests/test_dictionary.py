@@ -144,10 +144,15 @@ def test_heldout_checkpoint_forgets_the_left_out_lexicon():
 
 
 def test_spun_documents_keep_their_sentences_aligned():
+    from test_spin import TABLE
+
+    from training.lexicon import Lexicon
     from training.pairs import spin_documents
     from training.ranker import gold_from_target
 
-    docs = spin_documents("dev", ("spinbot", "dict-moby"), n=4, seed=1, clean_share=0.0)
+    sources = {name: {w: {"": syns} for w, syns in TABLE.items()} for name in ("moby", "wordnet", "mythes")}
+    lexicon = Lexicon(sources, {w: 4.0 for syns in TABLE.values() for w in syns} | {w: 5.0 for w in TABLE})
+    docs = spin_documents("dev", ("spinbot", "dict-moby"), n=4, seed=1, clean_share=0.0, lexicon=lexicon)
     assert len(docs) == 4 and {d.profile for d in docs} == {"spinbot", "dict-moby"}
     for d in docs:
         assert d.text == " ".join(s for s, _, _ in d.sentences)

@@ -166,10 +166,12 @@ def spin_documents(
     max_sentences: int = 25,
     min_sentences: int = 3,
     sources: list[str] | None = None,
+    lexicon=None,
 ) -> list[SpunDocument]:
     """`n` documents of `split` (at most `max_sentences` sentences each), each spun by one of `profiles` in turn
     (thesaurus profiles at a rate drawn from `rates`; dictionary spinners apply their whole dictionary, consistent
-    across the document), `clean_share` of them left clean: training data for evidence from the whole document."""
+    across the document), `clean_share` of them left clean: training data for evidence from the whole document.
+    `lexicon`: the spinners' (default: the cached one, built from the Debian and PyPI lexicons)."""
     rng = random.Random(seed)
     docs = [d for d in load_splits(sources)[split]]
     rng.shuffle(docs)
@@ -184,7 +186,11 @@ def spin_documents(
         rate = 0.0 if clean else rng.choice(rates)
         if profile not in spinners:
             dictionary = profile in DICTIONARY_PROFILES
-            spinners[profile] = dictionary_spinner(profile) if dictionary else Spinner(profile, 0.0, seed=seed)
+            spinners[profile] = (
+                dictionary_spinner(profile, lexicon)
+                if dictionary
+                else Spinner(profile, 0.0, seed=seed, lexicon=lexicon)
+            )
         spinner = spinners[profile]
         rows = []
         for sent in sents:
