@@ -47,6 +47,12 @@ class Token:
     end: int
 
 
+def word_before(text: str, start: int) -> str:
+    """The word token that ends last before `start` in `text` ("" if none)."""
+    found = _TOKEN_RE.findall(text[max(0, start - 40) : start])
+    return found[-1] if found else ""
+
+
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of every URL, e-mail address, handle, hashtag, file path or code span in `text`."""
     return [m.span() for m in PROTECTED_RE.finditer(text)]
@@ -245,14 +251,17 @@ UNIT_EQUIVALENTS = {
 _UNIT_DETERMINERS = frozenset("last next this past previous a one every each per that the coming".split())
 
 
-def _unit_restored(before: list[str], after: list[str]) -> bool:
-    """Whether `after` writes each quantity of `before` that it drops as its unit word after a determiner."""
-    b, a = [w.lower() for w in before], [w.lower() for w in after]
+def _unit_restored(before: list[str], after: list[str], left: str = "") -> bool:
+    """Whether `after` writes each quantity of `before` that it drops as its unit word after a determiner (in
+    `after`, or `left`, the word just before the edit, when the unit word comes first)."""
+    b, a = [w.lower() for w in before], [left.lower(), *(w.lower() for w in after)]
     for i in range(len(b)):
         unit = next((UNIT_EQUIVALENTS[k] for k in UNIT_EQUIVALENTS if tuple(b[i : i + len(k)]) == k), None)
         if unit is None:
             continue
-        if not any(w == unit and j > 0 and a[j - 1] in _UNIT_DETERMINERS for j, w in enumerate(a)):
+        if not any(w == unit and j > 1 and a[j - 1] in _UNIT_DETERMINERS for j, w in enumerate(a)) and not (
+            a[1:2] == [unit] and a[0] in _UNIT_DETERMINERS
+        ):
             return False
     return True
 
@@ -282,9 +291,10 @@ def spintax_alternatives(group: str) -> list[str]:
     return [a for a in dict.fromkeys(x.strip() for x in m.group(1).split("|")) if a] if m else []
 
 
-def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig()) -> str | None:
-    """Why the edit `before` → `after` is not a faithful word swap, or None when it is. Resolving a spintax group
-    to one of its own alternatives is faithful: the group is template residue."""
+def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig(), left: str = "") -> str | None:
+    """Why the edit `before` → `after` is not a faithful word swap, or None when it is; `left` is the word just
+    before the edit in its text (for "this 7 days" → "this week"). Resolving a spintax group to one of its own
+    alternatives is faithful: the group is template residue."""
     if after in spintax_alternatives(before):
         return None
     b, a = words(before), words(after)
@@ -296,6 +306,6 @@ def guard_reason(before: str, after: str, config: GuardConfig = GuardConfig()) -
         return "span too long"
     if abs(len(b) - len(a)) > config.max_length_change:
         return "inserts or drops content"
-    if _protected(before) != _protected(after) or not _unit_restored(b, a):
+    if _protected(before) != _protected(after) or not _unit_restored(b, a, left):
         return "changes a number, date, URL, e-mail or amount"
     return None

@@ -26,6 +26,7 @@ from normalizer.edits import (
     protected_spans,
     splice,
     tokenize,
+    word_before,
 )
 from normalizer.segment import text_list, word_pieces
 
@@ -81,7 +82,7 @@ def decide(
     refused: list[Rejection] = []
     protected = protected_spans(piece) if piece else []
     for edit in sorted(proposals, key=lambda e: -e.confidence):
-        reason = guard_reason(edit.before, edit.after, guard)
+        reason = guard_reason(edit.before, edit.after, guard, word_before(piece, edit.start))
         if reason is None and any(edit.start < b and a < edit.end for a, b in protected):
             reason = "inside a URL, e-mail address, handle, hashtag, path or code"
         if reason == "no change":

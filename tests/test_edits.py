@@ -67,6 +67,11 @@ def test_guard(before, after, ok):
     assert (guard_reason(before, after) is None) == ok
 
 
+@pytest.mark.parametrize("left,ok", [("this", True), ("last", True), ("for", False), ("", False)])
+def test_guard_unit_word_after_the_word_before_the_edit(left, ok):
+    assert (guard_reason("seven days", "week", left=left) is None) == ok
+
+
 def test_tokenize_offsets():
     text = "It's a well-known U.S. firm, isn’t it?"
     for t in tokenize(text):

@@ -387,7 +387,9 @@ class Pipeline(Restorer):
                 group.sort(key=lambda g: -g[0])
                 # The guard only on the candidates that might be rescored: it is slow.
                 allowed = [
-                    g for g in group if guard_reason(g[2].candidate.before, g[2].candidate.after, self.guard) is None
+                    g
+                    for g in group
+                    if guard_reason(g[2].candidate.before, g[2].candidate.after, self.guard, left(piece, g[2])) is None
                 ]
                 # A user's dictionary is evidence of its own: its candidates are always rescored.
                 kept += allowed[: cfg.prerank_k] + [g for g in allowed[cfg.prerank_k :] if g[2].candidate.dictionary]
@@ -456,6 +458,11 @@ class Pipeline(Restorer):
             )
             for p, _, s in best.values()
         ]
+
+
+def left(piece: Piece, s: Scored) -> str:
+    """The word before a candidate's span in its piece (for the guard's unit rule)."""
+    return piece.tokens[s.candidate.first - 1].text if s.candidate.first > 0 else ""
 
 
 def _chunks(text: str, tokens: list[Token]) -> list[str]:
