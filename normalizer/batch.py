@@ -844,9 +844,9 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
     from tqdm import tqdm
 
     started = False
+    if w.address:
+        check_reachable(w.address)
     if not ray.is_initialized():
-        if w.address:
-            check_reachable(w.address)
         kwargs = {"address": w.address} if w.address else {"include_dashboard": False}
         ray.init(logging_level=logging.ERROR, log_to_driver=True, **kwargs)
         started = True

@@ -27,7 +27,7 @@ from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.stages.dictionary import SpinnerDictionary
 from training.spin import TRAIN_DICTIONARY_PROFILES, dictionary_spinner
 
-PRIORS = tuple(np.round(np.arange(-2.0, 6.01, 0.5), 2).tolist())
+PRIORS = tuple(np.round(np.arange(-4.0, 6.01, 0.5), 2).tolist())
 
 
 def collect(pipeline: Pipeline, profiles, docs: int, seed: int) -> list[dict]:
