@@ -28,8 +28,8 @@ MAX_BYTES = 64 * 1024 * 1024
 """Largest dictionary file read (real spinners' dictionaries are about 15,000 lines, well under 1 MB)."""
 MAX_ENTRY_CHARS = 1000
 """Longest line kept."""
-MAX_WORDS = 4
-"""Longest alternative matched in text, in words."""
+MAX_WORDS = 5
+"""Longest key or alternative, in words (the guard's longest edit)."""
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SPACE_RE = re.compile(r"\s+")
 
