@@ -80,6 +80,35 @@ def read_json_object(path: Path) -> dict:
     return data
 
 
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def read_config(cls, path: Path):
+    """A settings dataclass from a JSON file of its fields (the defaults where the file is absent): unknown keys, a
+    value of the wrong type for its field (`int`, `float`, `bool`, `str`, or `X | None`) and a value its
+    `__post_init__` refuses are ValueErrors naming the file."""
+    import dataclasses
+
+    if not path.exists():
+        return cls()
+    data = read_json_object(path)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    for key, value in data.items():
+        kinds = [k.strip() for k in str(fields[key].type).split("|")]
+        if value is None and "None" in kinds:
+            continue
+        allowed = tuple(t for k in kinds for t in _TYPES.get(k, (object,)))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{path}: {key!r} has the wrong type ({value!r})")
+    try:
+        return cls(**data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
 def refuse_custom_code(directory: Path) -> None:
     """Raise ValueError if a model folder's configs ask transformers to import code from the folder."""
     for name in CODE_CONFIGS:

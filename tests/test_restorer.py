@@ -119,3 +119,25 @@ def test_a_quantity_is_not_dropped_for_its_unit(normalizer):
     text = "Sales were up 7 per cent 12 months on 12 months."
     r = normalizer.restore(text)
     assert r.text == text and r.rejected[0].reason.startswith("changes a number")
+
+
+@pytest.mark.parametrize(
+    "data,says",
+    [
+        ({"gate": "low"}, "wrong type"),
+        ({"threshold": "0.5"}, "wrong type"),
+        ({"seq2seq": 1}, "wrong type"),
+        ({"prerank_k": True}, "wrong type"),
+        ({"passes": 2}, "unknown keys"),  # the option that left the product
+        ({"threshold": 1.5}, "threshold"),
+    ],
+)
+def test_pipeline_config_is_checked_like_every_config(tmp_path, data, says):
+    import json
+
+    (tmp_path / "pipeline_config.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=says) as e:
+        PipelineConfig.load(tmp_path)
+    assert "pipeline_config.json" in str(e.value)
+    (tmp_path / "pipeline_config.json").write_text(json.dumps({"threshold": None, "gate": -3}))
+    assert PipelineConfig.load(tmp_path).gate == -3

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_json_object, resolve_checkpoint
+from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import Restorer, check_threshold
 from normalizer.stages.candidates import Candidate, CandidateTable, spintax_candidates
@@ -84,17 +84,7 @@ class PipelineConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> PipelineConfig:
-        path = Path(directory) / PIPELINE_FILE
-        if not path.exists():
-            return cls()
-        data = read_json_object(path)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise ValueError(f"{path}: {e}") from None
+        return read_config(cls, Path(directory) / PIPELINE_FILE)
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / PIPELINE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")

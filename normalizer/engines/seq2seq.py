@@ -21,7 +21,7 @@ from normalizer.checkpoint import (
     SEQ2SEQ_CONFIG_FILE,
     SPM_FILE,
     check_model_folder,
-    read_json_object,
+    read_config,
     resolve_checkpoint,
 )
 from normalizer.device import model_dtype, resolve_device
@@ -62,21 +62,7 @@ class InferenceConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> InferenceConfig:
-        path = Path(directory) / SEQ2SEQ_CONFIG_FILE
-        if not path.exists():
-            return cls()
-        data = read_json_object(path)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value, want = data[f.name], type(f.default)
-            ok = isinstance(value, (int, float)) if want is float else isinstance(value, want)
-            if not ok or (want is not bool and isinstance(value, bool)):
-                raise ValueError(f"{path}: {f.name!r} has the wrong type ({value!r})")
-        return cls(**data)
+        return read_config(cls, Path(directory) / SEQ2SEQ_CONFIG_FILE)
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / SEQ2SEQ_CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
