@@ -100,7 +100,7 @@ def read_config(cls, path: Path):
         kinds = [k.strip() for k in str(fields[key].type).split("|")]
         if value is None and "None" in kinds:
             continue
-        allowed = tuple(t for k in kinds for t in _TYPES.get(k, (object,)))
+        allowed = tuple(t for k in kinds if k != "None" for t in _TYPES.get(k, (object,)))
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise ValueError(f"{path}: {key!r} has the wrong type ({value!r})")
     try:
