@@ -451,6 +451,10 @@ class ShardWorker:
         import torch
 
         torch.set_num_threads(max(1, threads))
+        if not job.get("verbose"):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # a weight-loading bar per actor is noise in the job's output
         self.sources = [Source(**s) for s in job["sources"]]
         self.settings = Settings(**job["settings"])
         self.shards = {s["index"]: Shard(**s) for s in job["shards"]}
@@ -656,6 +660,7 @@ def run(
     restorer_factory: Callable[[], Any] | None = None,
     report: bool = False,
     report_sample: int = 200,
+    verbose: bool = False,
 ) -> Summary:
     """Restore every record of `inputs` into shards in `output` on Ray Data (see the module's docstring). Starts an
     embedded Ray on this machine unless one is running or `address` names a cluster. `restorer_factory`, a
@@ -716,6 +721,7 @@ def run(
         manifest = Manifest.open(out_dir, job, overwrite)
         pending = [s for s in shards if not manifest.finished(s)]
         worker_job = {
+            "verbose": verbose,
             "sources": [dataclasses.asdict(s) for s in sources],
             "settings": dataclasses.asdict(settings),
             "shards": [dataclasses.asdict(s) for s in pending],
@@ -846,6 +852,8 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
     started = False
     if w.address:
         check_reachable(w.address)
+    if not worker_job.get("verbose"):
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its "Progress bars disabled" notice
     if not ray.is_initialized():
         kwargs = {"address": w.address} if w.address else {"include_dashboard": False}
         ray.init(logging_level=logging.ERROR, log_to_driver=True, **kwargs)
@@ -865,7 +873,6 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
             cpus_per_worker = max(1.0, float(int(cpus // w.count)))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items([{"shard": s.index} for s in pending], override_num_blocks=len(pending))
         results = ds.map_batches(
             ShardWorker,
@@ -938,6 +945,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report-sample", type=int, default=200, help="records shown in detail in the report (default 200)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--verbose", action="store_true", help="keep Ray's and transformers' own log lines")
     return p
 
 
@@ -971,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=args.progress,
             report=args.report,
             report_sample=args.report_sample,
+            verbose=args.verbose,
         )
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)
