@@ -369,3 +369,13 @@ def test_a_ranker_with_document_features_reads_the_documents(pipeline):
     # the same sentence in two documents is scored in each (its document features differ)
     first = dict(r[0].edits[0].scores)["doc_before"]
     assert first != dict(r[1].edits[0].scores)["doc_before"]
+
+
+def test_funnel_counts_where_swaps_are_lost(pipeline):
+    from evaluation.funnel import funnel
+
+    rows = [{"spun": "He mentioned the practices of the firm.", "original": "He said the trains of the business."}]
+    counts = funnel(pipeline, rows)
+    # three gold swaps; "business" is no candidate; the ranker trusts the channel, which knows only said and company
+    assert counts["gold"] == 3 and counts["candidates"] == 2 and counts["prerank"] == 2
+    assert counts["applied"] == 1 and counts["applied_share"] == pytest.approx(1 / 3)
