@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -38,6 +39,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+SHARD_FILE_RE = re.compile(r"part-\d{6}\.(?:parquet|jsonl)")
+"""The name of a finished shard's file (`Shard.name` and the format's suffix)."""
 FORMAT_VERSION = 1
 KINDS = ("jsonl", "text", "parquet", "hf")
 ADDED = ("edits", "spin_score", "error", "position", "source", "row", "raw")  # plus the output field
@@ -509,6 +512,25 @@ class JobRunning(RuntimeError):
     """Another job is writing the same output folder."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption so the job stops the way Ctrl-C stops it (Ray shut down, one line)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _catch_sigterm(handler=_on_sigterm):
+    """Let SIGTERM stop the job like Ctrl-C (Ray's own handler dumps C stack frames instead); the handler it
+    replaces (None off the main thread, where none can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
 @dataclass
 class JobLock:
     """`.lock` in the output folder: the pid and host of the job writing it. A second job is refused while that pid
@@ -570,8 +592,14 @@ class Manifest:
     @classmethod
     def open(cls, out_dir: Path, job: dict, overwrite: bool = False) -> Manifest:
         manifest = cls(out_dir, job)
-        if manifest.path.exists() and not overwrite:
-            old = json.loads(manifest.path.read_text())
+        old = None
+        if manifest.path.exists():
+            try:
+                old = manifest.read()
+            except JobMismatch:
+                if not overwrite:
+                    raise
+        if old is not None and not overwrite:
             if old.get("job") != job:
                 raise JobMismatch(
                     f"{out_dir} holds another job ({_difference(old.get('job') or {}, job)}); "
@@ -580,13 +608,40 @@ class Manifest:
             manifest.data = old
             manifest.data["status"] = "running"
         elif overwrite:
-            for p in out_dir.glob("part-*"):
-                p.unlink()
+            # Only what a job of ours wrote: a user's own file in the folder is not ours to delete.
+            for entry in ((old or {}).get("shards") or {}).values():
+                name = entry.get("file") if isinstance(entry, dict) else None
+                if isinstance(name, str) and SHARD_FILE_RE.fullmatch(name):
+                    (out_dir / name).unlink(missing_ok=True)
+        else:
+            ours = sorted(p.name for p in out_dir.iterdir() if SHARD_FILE_RE.fullmatch(p.name))
+            if ours:
+                raise JobMismatch(
+                    f"{out_dir} holds shard files ({ours[0]}{', ...' if len(ours) > 1 else ''}) but no {MANIFEST}: "
+                    "they are not this job's; use another --output, or --overwrite to replace them"
+                )
         return manifest
+
+    def read(self) -> dict | None:
+        """The stored manifest; a damaged one is a `JobMismatch` naming it (None with --overwrite)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise JobMismatch(
+                f"{self.path} is damaged ({type(e).__name__}); use --overwrite to start this job afresh, "
+                "or another --output"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("shards", {}), dict):
+            raise JobMismatch(
+                f"{self.path} is damaged (not a manifest); use --overwrite to start this job afresh, "
+                "or another --output"
+            )
+        return data
 
     def finished(self, shard: Shard) -> bool:
         entry = self.data["shards"].get(shard.name)
-        return entry is not None and (self.out_dir / entry["file"]).is_file()
+        name = entry.get("file") if isinstance(entry, dict) else None
+        return isinstance(name, str) and SHARD_FILE_RE.fullmatch(name) is not None and (self.out_dir / name).is_file()
 
     def record(self, result: dict) -> None:
         self.data["shards"][result["shard"]] = result
@@ -713,7 +768,7 @@ def run(
         "settings": dataclasses.asdict(settings),
     }
     out_dir = Path(output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir, sources)
     lock = JobLock.acquire(out_dir)
     try:
         for stale in out_dir.glob(".part-*.tmp-*"):
@@ -758,6 +813,23 @@ def run(
         return summary
     finally:
         lock.release()
+
+
+def check_output(out_dir: Path, sources: list[Source]) -> None:
+    """Create the output folder, or say in one line why it cannot be one: a file, unwritable, or holding an input
+    (the job's shards and manifest would be written among, and on --overwrite over, what it reads)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--output {out_dir} is a file, not a folder")
+    for src in sources:
+        path = Path(src.path).resolve()
+        if path == out_dir.resolve() or out_dir.resolve() in path.parents:
+            raise ValueError(f"input {src.path} is inside the output folder {out_dir}: use another --output")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the output folder {out_dir} ({e.strerror or type(e).__name__})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to the output folder {out_dir}")
 
 
 REPORT_FILE = "report.html"
@@ -858,6 +930,7 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
         kwargs = {"address": w.address} if w.address else {"include_dashboard": False}
         ray.init(logging_level=logging.ERROR, log_to_driver=True, **kwargs)
         started = True
+    previous = _catch_sigterm()
     try:
         resources = ray.cluster_resources()
         if w.gpus and resources.get("GPU", 0) < w.gpus:
@@ -901,6 +974,7 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
     finally:
         if started:
             ray.shutdown()
+        _catch_sigterm(previous)
 
 
 # ---- the command ----------------------------------------------------------------------------------------------
@@ -955,6 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     from normalizer.checkpoint import resolve_checkpoint
 
     model = str(resolve_checkpoint(args.model))
+    _catch_sigterm()
     try:
         summary = run(
             args.inputs,
@@ -987,10 +1062,11 @@ def main(argv: list[str] | None = None) -> int:
     except (JobRunning, ConnectionError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"normalize-batch: interrupted; finished shards are kept in {args.output}: run the same command to "
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"normalize-batch: {how}; finished shards are kept in {args.output}: run the same command to "
               "resume", file=sys.stderr)  # fmt: skip
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except Exception as e:  # noqa: BLE001 - a failed job says so in a line; its finished shards stay for a rerun
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         print(f"normalize-batch: the job failed ({type(e).__name__}: {first}); finished shards are kept in "

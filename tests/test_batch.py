@@ -361,3 +361,68 @@ def test_gpus_asked_for_where_the_cluster_has_none(tmp_path, ray_session):
     src.write_text("He mentioned it.\n")
     with pytest.raises(ValueError, match="the Ray cluster has 0 GPUs"):
         run([src], tmp_path / "out", gpus_per_worker=1, restorer_factory=factory(), progress=False)
+
+
+@pytest.mark.parametrize("case", ["file", "input inside", "unwritable"])
+def test_an_output_folder_that_cannot_be_one_is_refused_before_any_work(tmp_path, capsys, case):
+    from normalizer.batch import main
+
+    src, out = tmp_path / "in.txt", tmp_path / "out"
+    src.write_text("He mentioned it.\n")
+    if case == "file":
+        out.write_text("mine\n")
+    elif case == "input inside":
+        out.mkdir()
+        src = out / "in.txt"
+        src.write_text("He mentioned it.\n")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere")
+        out.mkdir()
+        out.chmod(0o500)
+    expected = {"file": "is a file, not a folder", "input inside": "inside the output folder"}
+    code = main([str(src), "-o", str(out), "--engine", "seq2seq"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert expected.get(case, "cannot write to the output folder") in err
+    if case == "file":
+        assert out.read_text() == "mine\n"
+
+
+def test_a_damaged_manifest_and_foreign_shard_files_are_refused_and_overwrite_spares_a_users_files(tmp_path):
+    from normalizer.batch import MANIFEST, Manifest
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text('{"job": {"sources": [')  # cut short
+    with pytest.raises(JobMismatch, match="is damaged"):
+        Manifest.open(out, {"job": 1})
+    (out / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(JobMismatch, match="is damaged"):
+        Manifest.open(out, {"job": 1})
+    Manifest.open(out, {"job": 1}, overwrite=True)  # --overwrite starts afresh
+    (out / MANIFEST).unlink()
+    (out / "part-000000.parquet").write_text("someone's file")
+    with pytest.raises(JobMismatch, match="no _manifest.json"):
+        Manifest.open(out, {"job": 1})
+    # A job's own shards go on --overwrite; a user's part-notes.txt (not a shard name) and unlisted files stay.
+    (out / "part-notes.txt").write_text("mine")
+    (out / MANIFEST).write_text(
+        json.dumps({"job": {"old": 1}, "shards": {"part-000000": {"file": "part-000000.parquet"}}})
+    )
+    (out / "part-000001.jsonl").write_text("not listed")
+    Manifest.open(out, {"job": 1}, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "part-000001.jsonl", "part-notes.txt"]
+
+
+def test_sigterm_stops_a_job_like_ctrl_c():
+    from normalizer.batch import Terminated, _catch_sigterm
+
+    previous = _catch_sigterm()
+    try:
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    finally:
+        _catch_sigterm(previous)
+    assert signal.getsignal(signal.SIGTERM) is previous
