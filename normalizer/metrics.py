@@ -35,16 +35,34 @@ def apply_edits(text: str, restoration, threshold: float) -> str:
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two token sequences (substitution, insertion, deletion cost 1)."""
+    """Levenshtein distance between two token sequences (substitution, insertion, deletion cost 1), by Hyyrö's
+    bit-parallel form of Myers' algorithm (one pass over `b`, the columns of `a` as the bits of one integer: a
+    300-word document in about a millisecond instead of the table's 90,000 cells)."""
     if len(a) < len(b):
         a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
+    m = len(b)
+    if m == 0:
+        return len(a)
+    peq: dict[str, int] = {}
+    for i, x in enumerate(b):
+        peq[x] = peq.get(x, 0) | (1 << i)
+    full, top = (1 << m) - 1, 1 << (m - 1)
+    pv, mv, score = full, 0, m
+    for y in a:
+        eq = peq.get(y, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & top:
+            score += 1
+        elif mh & top:
+            score -= 1
+        ph = (ph << 1) | 1
+        mh <<= 1
+        pv = (mh | ~(xv | ph)) & full
+        mv = ph & xv & full
+    return score
 
 
 def wer(hyps: Sequence[str], refs: Sequence[str]) -> float:

@@ -5,8 +5,27 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from normalizer.metrics import edit_counts, edit_distance, evaluate, extract_edits, f_beta, over_correction, wer
+
+
+def table_distance(a, b):
+    """The textbook dynamic programme, for checking the bit-parallel one."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("abcde"), max_size=80), st.lists(st.sampled_from("abcdef"), max_size=80))
+def test_edit_distance_equals_the_table(a, b):
+    assert edit_distance(a, b) == table_distance(a, b) == edit_distance(b, a)
 
 
 def test_edit_distance():
