@@ -11,11 +11,15 @@ document, and the public calls `normalize`, `normalize_batch`, `restore` and `re
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from normalizer.edits import (
     Edit,
@@ -60,6 +64,193 @@ class Restoration:
         n_words = sum(1 for t in tokenize(text) if t.text[0].isalnum())
         n_edited = sum(1 for e in edits for t in tokenize(e.before) if t.text[0].isalnum())
         return cls(splice(text, edits), edits, rejected, n_edited / n_words if n_words else 0.0, text)
+
+
+@dataclass(frozen=True)
+class DocumentPrior:
+    """How often an engine's proposals are right differs from document to document: a clean one has no swaps, a
+    real spinner's has one in four words. This re-estimates that rate for each document from its own proposals and
+    moves every proposal's confidence to it, the prior-shift EM of Saerens, Latinne & Decaestecker (2002, "Adjusting
+    the outputs of a classifier to new a priori probabilities"): one latent rate, started at and pulled towards
+    `rate` (the rate the engine's confidences are calibrated for) by `strength` pseudo-proposals, the log-odds shift
+    bounded by `max_shift`. Confidences of 0 or 1 (spintax) are left as they are and not counted."""
+
+    rate: float = 0.05
+    strength: float = 20.0
+    max_shift: float = 3.0
+    iterations: int = 30
+    pair_strength: float | None = None
+    """With a value, a swap the document proposes again and again is judged by its other occurrences too (a real
+    spinner writes the same alternative for a word every time): each proposal's rate is that of the same swap
+    (before -> after, any case) elsewhere in the document, pulled towards the document's rate by this many
+    pseudo-occurrences; None: off."""
+
+    def __post_init__(self):
+        if not 0.0 < self.rate < 1.0 or self.strength < 0 or self.max_shift < 0 or self.iterations < 1:
+            raise ValueError(f"rate in (0, 1), strength and max_shift >= 0, iterations >= 1: {self}")
+        if self.pair_strength is not None and self.pair_strength <= 0:
+            raise ValueError(f"pair_strength must be > 0 or None, got {self.pair_strength}")
+
+    def shift(self, confidences: Iterable[float], target: float | None = None) -> float:
+        """The log-odds shift for a document whose proposals have these confidences (0 for none); the estimate is
+        pulled towards `target` (default `rate`; an adapted corpus's own rate, see `Restorer.adapt`)."""
+        logits = [_logit(c) for c in confidences if 0.0 < c < 1.0]
+        target = self.rate if target is None else target
+        if not logits:
+            return max(-self.max_shift, min(self.max_shift, _logit(target) - _logit(self.rate)))
+        base, shift = _logit(self.rate), 0.0
+        for _ in range(self.iterations):
+            expected = sum(_sigmoid(x + shift) for x in logits) + self.strength * target
+            new = max(-self.max_shift, min(self.max_shift, _logit(expected / (len(logits) + self.strength)) - base))
+            if abs(new - shift) < 1e-4:
+                return new
+            shift = new
+        return shift
+
+    def estimate(
+        self, edits: Iterable[Edit], corpus: CorpusEvidence | None = None, fingerprint: str = ""
+    ) -> DocumentEvidence:
+        """What one document's proposals (all its pieces') say: its shift and, with `pair_strength`, each swap's
+        summed shifted confidence and count; with `corpus` (an adapted restorer's), the corpus's rate is the
+        document's starting point and its swaps' counts join the document's own (less the document's share when
+        `fingerprint` says the corpus was read from it)."""
+        counted = [e for e in edits if 0.0 < e.confidence < 1.0 and e.before != e.after]
+        shift = self.shift((e.confidence for e in counted), corpus.rate if corpus is not None else None)
+        pairs: dict[tuple[str, str], tuple[float, int]] = {}
+        if self.pair_strength is not None:
+            for e in counted:
+                total, n = pairs.get(_pair(e), (0.0, 0))
+                pairs[_pair(e)] = (total + _sigmoid(_logit(e.confidence) + shift), n + 1)
+        own = corpus.share(counted) if corpus is not None and fingerprint in corpus.documents else {}
+        return DocumentEvidence(self, shift, pairs, corpus, own)
+
+
+@dataclass(frozen=True)
+class CorpusEvidence:
+    """What a corpus's proposals say about its spinner (`Restorer.adapt`): how often they are right across it
+    (`rate`, the prior-shift estimate over all its proposals, and the log-odds `shift` that gives it) and, per swap
+    (before -> after, any case), its summed shifted confidence and count: a swap the spinner makes everywhere is
+    proposed, and trusted, everywhere. `documents`: fingerprints of the documents it was read from."""
+
+    rate: float
+    shift: float
+    pairs: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    documents: frozenset[str] = frozenset()
+
+    FORMAT = "normalizer-corpus-evidence"
+    MAX_PAIRS = 2_000_000
+
+    def share(self, counted: list[Edit]) -> dict[tuple[str, str], tuple[float, int]]:
+        """The part of `pairs` that these edits (one document the corpus was read from) contributed."""
+        out: dict[tuple[str, str], tuple[float, int]] = {}
+        for e in counted:
+            total, n = out.get(_pair(e), (0.0, 0))
+            out[_pair(e)] = (total + _sigmoid(_logit(e.confidence) + self.shift), n + 1)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """As JSON (data only: `load` checks every field)."""
+        data = {
+            "format": self.FORMAT,
+            "version": 1,
+            "rate": self.rate,
+            "shift": self.shift,
+            "documents": sorted(self.documents),
+            "pairs": [[b, a, round(total, 6), n] for (b, a), (total, n) in sorted(self.pairs.items())],
+        }
+        Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CorpusEvidence:
+        """Read a saved estimate; a damaged or foreign file is a ValueError naming it."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: not a saved corpus estimate ({type(e).__name__})") from None
+
+        def bad(why: str) -> ValueError:
+            return ValueError(f"{path}: not a usable corpus estimate ({why})")
+
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT or data.get("version") != 1:
+            raise bad(f"format must be {cls.FORMAT!r} version 1")
+        rate, shift, docs, rows = (data.get(k) for k in ("rate", "shift", "documents", "pairs"))
+        if not _number(rate) or not 0.0 < rate < 1.0 or not _number(shift):
+            raise bad("rate must lie in (0, 1) and shift be a number")
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+            raise bad("documents must be a list of fingerprints")
+        if not isinstance(rows, list) or len(rows) > cls.MAX_PAIRS:
+            raise bad(f"pairs must be a list of at most {cls.MAX_PAIRS:,}")
+        pairs = {}
+        for row in rows:
+            ok = isinstance(row, list) and len(row) == 4 and all(isinstance(x, str) for x in row[:2])
+            if not ok or not _number(row[2]) or not isinstance(row[3], int) or row[3] < 1 or not 0 <= row[2] <= row[3]:
+                raise bad(f"a pair row must be [before, after, total, count], got {str(row)[:80]}")
+            pairs[(row[0], row[1])] = (float(row[2]), row[3])
+        return cls(float(rate), float(shift), pairs, frozenset(docs))
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fingerprint(text: str) -> str:
+    """A document's fingerprint (`CorpusEvidence.documents`)."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class DocumentEvidence:
+    """One document's `DocumentPrior` estimate, applied to its proposals (those it was estimated from, and those a
+    second pass makes)."""
+
+    prior: DocumentPrior
+    shift: float
+    pairs: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    corpus: CorpusEvidence | None = None
+    own: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    """This document's share of `corpus.pairs` (left out: the document speaks for itself in `pairs`). The corpus's
+    swaps count only in a document whose own shift is positive (it looks spun): in a feed that mixes clean and spun
+    documents, what the spinner does is no evidence against a clean document's words."""
+
+    def apply(self, edits: list[Edit], counted: bool = True) -> list[Edit]:
+        """`edits` with confidences moved by the document's shift and, with pair evidence, by the same swap's rate
+        elsewhere in the document (`counted`: these edits are among those estimated from, so each leaves itself
+        out). The shifts join each edit's scores."""
+        out = []
+        rate = _sigmoid(_logit(self.prior.rate) + self.shift)
+        for e in edits:
+            if e.confidence in (0.0, 1.0):
+                out.append(e)
+                continue
+            x = _logit(e.confidence) + self.shift
+            scores = (*e.scores, ("document_shift", self.shift))
+            if self.prior.pair_strength is not None and e.before != e.after:
+                total, n = self.pairs.get(_pair(e), (0.0, 0))
+                if counted and n:
+                    total, n = total - _sigmoid(x), n - 1
+                if self.corpus is not None and self.shift > 0 and _pair(e) in self.corpus.pairs:
+                    (c_total, c_n), (o_total, o_n) = self.corpus.pairs[_pair(e)], self.own.get(_pair(e), (0.0, 0))
+                    total, n = total + max(c_total - o_total, 0.0), n + max(c_n - o_n, 0)
+                k = self.prior.pair_strength
+                bound = self.prior.max_shift
+                pair = max(-bound, min(bound, _logit((total + k * rate) / (n + k)) - _logit(rate)))
+                x += pair
+                scores = (*scores, ("pair_shift", pair))
+            out.append(replace(e, confidence=_sigmoid(x), scores=scores))
+        return out
+
+
+def _pair(e: Edit) -> tuple[str, str]:
+    return (e.before.lower(), e.after.lower())
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
 
 def check_threshold(threshold: float, name: str = "threshold") -> float:
@@ -114,6 +305,10 @@ class Restorer:
     passes: int = 1
     """1, or 2: pieces the first pass changed are proposed again with those edits applied."""
     guard: GuardConfig = GuardConfig()
+    document_prior: DocumentPrior | None = None
+    """Re-estimate each document's rate of right proposals and move their confidences to it (None: off)."""
+    corpus: CorpusEvidence | None = None
+    """What `adapt` learnt from a corpus: every document's estimate starts from it."""
     cache_size: int = 4096
     """Pieces whose proposals are kept across calls (least recently used dropped first; 0 turns it off). Within a
     call, identical pieces are always proposed once: bylines, boilerplate and repeated lines are common."""
@@ -180,7 +375,13 @@ class Restorer:
         pieces = self.pieces(texts)
         documents = [texts[d] for d, _, _ in pieces] if self.reads_documents else None
         found = self.restore_pieces(
-            [texts[d][a:b] for d, a, b in pieces], threshold, batch_size, progress, documents=documents
+            [texts[d][a:b] for d, a, b in pieces],
+            threshold,
+            batch_size,
+            progress,
+            documents=documents,
+            owners=[d for d, _, _ in pieces],
+            fingerprints={d: fingerprint(t) for d, t in enumerate(texts)} if self.corpus is not None else None,
         )
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
@@ -230,11 +431,17 @@ class Restorer:
         batch_size: int | None = None,
         progress: bool = False,
         documents: list[str] | None = None,
+        owners: list[int] | None = None,
+        fingerprints: dict[int, str] | None = None,
     ) -> list[tuple[list[Edit], list[Rejection]]]:
         """(edits, rejections) per piece, in piece offsets. With `passes` 2, pieces that changed are proposed again
         with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
-        an applied one is dropped."""
+        an applied one is dropped. `owners[i]` is piece i's document (default: its own), for `document_prior`,
+        whose shift is estimated once from the first pass and kept for the second."""
         proposals = self.propose_once(pieces, batch_size, progress, documents)
+        evidence = self.document_evidence(proposals, owners, fingerprints)
+        if evidence is not None:
+            proposals = [ev.apply(p) for p, ev in zip(proposals, evidence)]
         results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
         for _ in range(self.passes - 1):
             redo = [i for i, (chosen, _) in enumerate(results) if chosen]
@@ -243,6 +450,8 @@ class Restorer:
             repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
             again_docs = [documents[i] for i in redo] if documents is not None else None
             again = self.propose_once([text for text, _ in repaired], batch_size, progress, again_docs)
+            if evidence is not None:
+                again = [evidence[i].apply(p, counted=False) for i, p in zip(redo, again)]
             for i, (text, repairs), found in zip(redo, repaired, again):
                 chosen, refused = results[i]
                 added = []
@@ -252,6 +461,50 @@ class Restorer:
                         added.append(replace(e, start=mapped[0], end=mapped[1]))
                 results[i] = (sorted(chosen + added, key=lambda e: e.start), refused)
         return results
+
+    def document_evidence(
+        self, proposals: list[list[Edit]], owners: list[int] | None, fingerprints: dict[int, str] | None = None
+    ) -> list[DocumentEvidence] | None:
+        """Per piece, the `document_prior` estimate of its document (None when there is no document prior)."""
+        if self.document_prior is None:
+            return None
+        owners = owners if owners is not None else list(range(len(proposals)))
+        by_doc: dict[int, list[Edit]] = {}
+        for d, found in zip(owners, proposals):
+            by_doc.setdefault(d, []).extend(found)
+        fingerprints = fingerprints or {}
+        evidence = {
+            d: self.document_prior.estimate(edits, self.corpus, fingerprints.get(d, "")) for d, edits in by_doc.items()
+        }
+        return [evidence[d] for d in owners]
+
+    def adapt(self, texts: Iterable[str], *, max_docs: int = 1000, progress: bool = False) -> Restorer:
+        """A copy of this restorer that has read `texts` (the first `max_docs`): the corpus's rate of right
+        proposals becomes every document's starting point, and each swap's confidence across the corpus joins the
+        evidence for it in every document (`CorpusEvidence`). One scoring pass over the texts, shared with the copy
+        (restoring the same texts afterwards costs no model time, within `cache_size`); this restorer is not
+        changed. A clean corpus learns a low rate, so its documents are edited less, not more."""
+        if self.document_prior is None:
+            raise ValueError("adapt needs a restorer with a document prior (`document_prior`)")
+        if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1:
+            raise ValueError(f"max_docs must be an integer >= 1, got {max_docs!r}")
+        texts = text_list(texts)[:max_docs]
+        pieces = self.pieces(texts)
+        proposals = self.propose_once([texts[d][a:b] for d, a, b in pieces], None, progress)
+        counted = [e for found in proposals for e in found if 0.0 < e.confidence < 1.0 and e.before != e.after]
+        prior = self.document_prior
+        shift = prior.shift(e.confidence for e in counted)
+        base = CorpusEvidence(_sigmoid(_logit(prior.rate) + shift), shift)
+        return self.with_corpus(replace(base, pairs=base.share(counted), documents=frozenset(map(fingerprint, texts))))
+
+    def with_corpus(self, corpus: CorpusEvidence | None) -> Restorer:
+        """A copy of this restorer that restores with `corpus` (what `adapt` learnt, perhaps saved and loaded with
+        `CorpusEvidence.save`/`load`); the loaded models and the proposal cache are shared."""
+        if corpus is not None and self.document_prior is None:
+            raise ValueError("a corpus estimate needs a restorer with a document prior (`document_prior`)")
+        adapted = copy.copy(self)
+        adapted.corpus = corpus
+        return adapted
 
     def propose_once(
         self,

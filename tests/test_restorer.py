@@ -12,7 +12,7 @@ from normalizer.api import load
 from normalizer.edits import TO, Edit, guard_reason
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.engines.seq2seq import Seq2SeqRestorer
-from normalizer.restorer import decide
+from normalizer.restorer import DocumentEvidence, DocumentPrior, Restorer, decide
 
 
 def edit(start, end, before, after, p):
@@ -141,3 +141,165 @@ def test_pipeline_config_is_checked_like_every_config(tmp_path, data, says):
     assert "pipeline_config.json" in str(e.value)
     (tmp_path / "pipeline_config.json").write_text(json.dumps({"threshold": None, "gate": -3}))
     assert PipelineConfig.load(tmp_path).gate == -3
+
+
+class Fixed(Restorer):
+    """An engine that proposes "stated" -> "said" at a fixed confidence wherever "stated" stands, "plain" -> "simple"
+    at 0.01 (as the pipeline proposes something unlikely for most words), and counts its calls."""
+
+    def __init__(self, confidence, prior=None, passes=1):
+        self.confidence, self.document_prior, self.passes, self.threshold, self.calls = (
+            confidence,
+            prior,
+            passes,
+            0.8,
+            [],
+        )
+
+    def piece_tokens(self, text):
+        return len(text.split())
+
+    def propose(self, pieces, *, batch_size=None, progress=False, documents=None):
+        self.calls.append(list(pieces))
+        out = []
+        for piece in pieces:
+            k = piece.find("stated")
+            j = piece.find("plain")
+            out.append(
+                ([Edit(k, k + 6, "stated", "said", self.confidence)] if k >= 0 else [])
+                + ([Edit(j, j + 5, "plain", "simple", 0.01)] if j >= 0 else [])
+            )
+        return out
+
+
+def test_document_prior_shift_follows_the_documents_own_rate():
+    prior = DocumentPrior(rate=0.05, strength=10.0, max_shift=3.0)
+    assert prior.shift([]) == 0.0 and prior.shift([1.0, 0.0]) == 0.0  # spintax and nothing: no evidence
+    dense, sparse = prior.shift([0.7] * 40), prior.shift([0.01] * 40)
+    assert dense > 1.0 and sparse < -0.5  # many likely swaps: trust them more; none: trust the few less
+    assert prior.shift([0.99] * 1000) == pytest.approx(3.0)  # bounded
+    assert abs(prior.shift([0.05] * 40)) < 0.2  # a document at the calibrated rate is left about where it was
+    assert prior.shift([0.7] * 2) < dense  # little evidence: pulled back towards the prior rate
+    with pytest.raises(ValueError):
+        DocumentPrior(rate=0.0)
+    (shifted,) = DocumentEvidence(prior, math.log(3)).apply([edit(0, 1, "a", "b", 0.5)])
+    assert shifted.confidence == pytest.approx(0.75)
+    assert dict(shifted.scores)["document_shift"] == pytest.approx(math.log(3))
+    assert DocumentEvidence(prior, 2.0).apply([edit(0, 1, "a", "b", 1.0)])[0].confidence == 1.0
+
+
+def test_pair_evidence_trusts_a_swap_the_document_makes_again_and_again():
+    prior = DocumentPrior(rate=0.05, strength=20.0, max_shift=3.0, pair_strength=2.0)
+    repeated = [edit(0, 6, "stated", "said", 0.6) for _ in range(6)]
+    others = [edit(0, 4, "huge", "big", 0.02) for _ in range(30)] + [edit(0, 4, "vast", "big", 0.6)]
+    evidence = prior.estimate(repeated + others)
+    out = evidence.apply(repeated + others)
+    said, vast = out[0], out[-1]
+    assert said.confidence > vast.confidence  # same doc shift; the repeated swap is backed by five others
+    assert dict(vast.scores)["pair_shift"] == pytest.approx(0.0, abs=1e-9)  # alone: its own confidence is left out
+    assert dict(out[6].scores)["pair_shift"] < 0  # "huge" -> "big", unlikely everywhere, is trusted less
+    off = DocumentPrior(rate=0.05, strength=20.0, max_shift=3.0).estimate(repeated + others)
+    assert off.apply(repeated)[0].confidence == pytest.approx(vast.confidence)  # without pairs: the doc shift only
+
+
+def test_document_prior_acts_per_document_and_keeps_the_first_pass_shift():
+    dense = " ".join(["He stated it."] * 20)
+    sparse = "He stated it. " + " ".join(f"Line {k} is plain." for k in range(60))
+    off = Fixed(0.7)
+    assert [r.text for r in off.restore_batch([dense, sparse])] == [dense, sparse]  # 0.7 < 0.8 without the prior
+    on = Fixed(0.7, DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0))
+    out = on.restore_batch([dense, sparse])
+    assert "stated" not in out[0].text and out[0].edits[0].confidence > 0.8  # the dense document: applied
+    assert out[1].text == sparse  # the same proposal in a document with one such line: not
+    again = Fixed(0.7, DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0), passes=2)
+    again.restore_batch([dense.replace("it.", "it, stated it.")])
+    assert len(again.calls) == 2  # the second pass sees only the changed pieces, with the first pass's shift
+
+
+class Swaps(Restorer):
+    """Proposes, per known word, a fixed swap at a fixed confidence (a toy spinner's table seen through a toy
+    ranker that is unsure of each occurrence alone)."""
+
+    table = {
+        "stated": ("said", 0.5),
+        "plain": ("simple", 0.02),
+        "fact": ("truth", 0.02),
+        "stood": ("stayed", 0.02),
+        "huge": ("big", 0.3),
+    }
+
+    def __init__(self, prior):
+        self.document_prior, self.threshold, self.calls = prior, 0.8, 0
+
+    def piece_tokens(self, text):
+        return len(text.split())
+
+    def propose(self, pieces, *, batch_size=None, progress=False, documents=None):
+        self.calls += len(pieces)
+        out = []
+        for piece in pieces:
+            found = []
+            for word, (after, p) in self.table.items():
+                k = piece.find(word)
+                if k >= 0:
+                    found.append(Edit(k, k + len(word), word, after, p))
+            out.append(found)
+        return out
+
+
+PAIRS = DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0, pair_strength=1.0)
+
+
+def test_adapt_learns_the_swap_a_corpus_makes_everywhere_and_leaves_the_restorer_alone():
+    # 40 spun documents, each with one "stated" (the spinner's "said") and plain words; "huge" -> "big" is the
+    # ranker's guess in 2 documents only.
+    spun = [f"He stated it on day {k}." + " The plain fact stood." * 3 for k in range(40)]
+    spun[3] += " A huge crowd came."
+    spun[7] += " A huge crowd came."
+    r = Swaps(PAIRS)
+    before = [x.text for x in r.restore_batch(spun)]
+    assert all("stated" in t for t in before)  # one occurrence per document: 0.5 and a small doc shift, < 0.8
+    adapted = r.adapt(spun)
+    assert r.corpus is None and [x.text for x in r.restore_batch(spun)] == before  # the original is unchanged
+    after = adapted.restore_batch(spun)
+    assert all("said it" in x.text for x in after)  # the corpus says "stated" -> "said" is this spinner's
+    assert all("plain" in x.text for x in after)  # unlikely everywhere: still refused
+    said = dict(next(e for e in after[0].edits if e.after == "said").scores)
+    assert said["pair_shift"] > 1.0
+    new = adapted.restore("She stated so." + " The plain fact stood." * 3)  # a document it was not read from
+    assert new.text.startswith("She said so. The plain fact stood.")
+
+
+def test_adapting_on_clean_text_learns_no_spinner():
+    clean = [f"The plain fact of day {k} stood, as plain facts do." for k in range(40)]
+    r = Swaps(PAIRS)
+    adapted = r.adapt(clean)
+    assert adapted.corpus.rate <= PAIRS.rate  # nothing here looks like a swap: the rate only falls
+    assert [x.text for x in adapted.restore_batch(clean)] == clean
+    lone = "He stated it." + " The plain fact stood." * 3
+    (edit_after,) = [e for e in adapted.restore(lone).rejected if e.edit.before == "stated"]
+    (edit_before,) = [e for e in r.restore(lone).rejected if e.edit.before == "stated"]
+    assert edit_after.edit.confidence < edit_before.edit.confidence  # a lone swap in a clean corpus: trusted less
+    with pytest.raises(ValueError, match="document prior"):
+        Swaps(None).adapt(clean)
+    with pytest.raises(ValueError, match="max_docs"):
+        r.adapt(clean, max_docs=0)
+
+
+def test_corpus_evidence_round_trips_and_a_damaged_file_is_refused(tmp_path):
+    from normalizer.restorer import CorpusEvidence
+
+    spun = [f"He stated it on day {k}." for k in range(10)]
+    corpus = Swaps(PAIRS).adapt(spun).corpus
+    path = tmp_path / "corpus.json"
+    corpus.save(path)
+    loaded = CorpusEvidence.load(path)
+    assert loaded.documents == corpus.documents and loaded.rate == pytest.approx(corpus.rate)
+    assert loaded.pairs.keys() == corpus.pairs.keys()
+    for text in ["{", '{"format": "other"}', path.read_text().replace('"rate": 0', '"rate": 7')]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match="corpus estimate"):
+            CorpusEvidence.load(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="corpus estimate"):
+        CorpusEvidence.load(path)

@@ -13,7 +13,9 @@ user, a benchmark or a test can run one stage alone:
 4. `rescore`: the span plus `right_context` words rescored with each candidate in place, as continuations of the
    first pass's KV cache (`lm_gain`, `gain_gap`, `spun_surprisal`).
 5. `rank`: the ranker's probability per candidate; per span the likeliest becomes the proposal.
-The `Restorer` base then applies proposals at or above the threshold (guard, overlaps) and splices them in.
+The `Restorer` base then moves each document's confidences to its own estimated spin density (`document_prior`,
+`normalizer.restorer.DocumentPrior`: a clean document's down, a densely spun one's up, a swap the document makes
+again and again more), applies proposals at or above the threshold (guard, overlaps) and splices them in.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
-from normalizer.restorer import Restorer, check_threshold
+from normalizer.restorer import DocumentPrior, Restorer, check_threshold
 from normalizer.stages.candidates import Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
@@ -73,6 +75,9 @@ class PipelineConfig:
     dictionary_key_prior: float = 1.5
     """The same prior where the spun span is itself a key of the dictionary (the spinner would have replaced it had
     it been the original, so it is very likely a replacement)."""
+    document_prior: dict | None = None
+    """`normalizer.restorer.DocumentPrior` settings (`rate`, `strength`, `max_shift`): each document's confidences
+    moved to its own estimated spin density; None: off."""
 
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
@@ -81,6 +86,11 @@ class PipelineConfig:
             check_threshold(self.threshold)
         if self.max_lm_tokens < 8:
             raise ValueError(f"max_lm_tokens must be >= 8, got {self.max_lm_tokens}")
+        if self.document_prior is not None:
+            try:
+                DocumentPrior(**self.document_prior)
+            except TypeError as e:  # not a mapping, an unknown key, a value of the wrong type
+                raise ValueError(f"document_prior must hold DocumentPrior's numbers: {e}") from None
 
     @classmethod
     def load(cls, directory: str | Path) -> PipelineConfig:
@@ -177,6 +187,10 @@ class Pipeline(Restorer):
         return self.config.max_words
 
     @property
+    def document_prior(self) -> DocumentPrior | None:
+        return DocumentPrior(**self.config.document_prior) if self.config.document_prior is not None else None
+
+    @property
     def max_piece_tokens(self) -> int:
         return self.config.max_lm_tokens - 1  # the start token comes first
 
@@ -226,7 +240,9 @@ class Pipeline(Restorer):
 
     def cache_key(self) -> tuple:
         parts = (self.table, self.lm, self.ranker, self.preranker, self.channel, self.seq2seq, self.dictionary)
-        return (repr(self.config), repr(self.guard), *map(id, parts))
+        # The threshold and the document prior act after the proposals: changing them keeps the cache.
+        search = replace(self.config, threshold=None, document_prior=None)
+        return (repr(search), repr(self.guard), *map(id, parts))
 
     def propose(
         self,
