@@ -39,6 +39,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+ADAPTED = "_adapted.json"
+"""What --adapt learnt (`normalizer.restorer.CorpusEvidence`), kept in the output folder and reused on resume."""
 SHARD_FILE_RE = re.compile(r"part-\d{6}\.(?:parquet|jsonl)")
 """The name of a finished shard's file (`Shard.name` and the format's suffix)."""
 FORMAT_VERSION = 1
@@ -98,6 +100,8 @@ class Settings:
     threshold: float | None = None
     dictionaries: list[str] = dataclasses.field(default_factory=list)
     """Spinner dictionary files given to the pipeline (their SHA-256 is part of the job, see `model_fingerprint`)."""
+    adapt: int = 0
+    """Learn the spinner from the first this many records before restoring (`Restorer.adapt`); 0: off."""
 
 
 def detect_kind(path: Path, kind: str | None = None) -> str:
@@ -464,6 +468,10 @@ class ShardWorker:
         self.out_dir = Path(out_dir)
         self.batch_size = batch_size
         self.restorer = factory() if factory is not None else load_restorer(self.settings)
+        if job.get("adapted"):
+            from normalizer.restorer import CorpusEvidence
+
+            self.restorer = self.restorer.with_corpus(CorpusEvidence.load(job["adapted"]))
 
     def __call__(self, batch: dict) -> dict:
         results = []
@@ -716,6 +724,7 @@ def run(
     report: bool = False,
     report_sample: int = 200,
     verbose: bool = False,
+    adapt: int = 0,
 ) -> Summary:
     """Restore every record of `inputs` into shards in `output` on Ray Data (see the module's docstring). Starts an
     embedded Ray on this machine unless one is running or `address` names a cluster. `restorer_factory`, a
@@ -732,6 +741,8 @@ def run(
         )
     if report_sample < 1:
         raise ValueError(f"report_sample must be >= 1, got {report_sample}")
+    if isinstance(adapt, bool) or not isinstance(adapt, int) or adapt < 0:
+        raise ValueError(f"adapt must be a number of records >= 0, got {adapt!r}")
     if not inputs:
         raise ValueError("no inputs")
     if threshold is not None:
@@ -755,6 +766,7 @@ def run(
         lm=str(lm) if lm else None,
         threshold=threshold,
         dictionaries=[str(Path(d).resolve()) for d in dictionaries],
+        adapt=adapt,
     )
     t0 = time.perf_counter()
     sources = [scan(p, shard_size, input_format) for p in inputs]
@@ -775,7 +787,9 @@ def run(
             stale.unlink()  # a shard a killed job was writing
         manifest = Manifest.open(out_dir, job, overwrite)
         pending = [s for s in shards if not manifest.finished(s)]
+        adapted = adapt_once(out_dir, manifest, sources, shards, settings, restorer_factory) if pending else None
         worker_job = {
+            "adapted": str(adapted.resolve()) if adapted else None,
             "verbose": verbose,
             "sources": [dataclasses.asdict(s) for s in sources],
             "settings": dataclasses.asdict(settings),
@@ -813,6 +827,37 @@ def run(
         return summary
     finally:
         lock.release()
+
+
+def adapt_once(out_dir: Path, manifest: Manifest, sources, shards, settings: Settings, factory=None) -> Path | None:
+    """With `settings.adapt`, the file of what the restorer learnt from the job's first `adapt` records: learnt
+    once and listed in the manifest with its SHA-256, so a resumed job restores with exactly what the first run
+    learnt (a file that no longer matches is refused)."""
+    if not settings.adapt:
+        return None
+    from normalizer.checkpoint import sha256_file
+
+    path = out_dir / ADAPTED
+    entry = manifest.data.get("adapted")
+    if isinstance(entry, dict):
+        if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+            raise JobMismatch(f"{path} is missing or changed since this job learnt it; use --overwrite to start afresh")
+        return path
+    restorer = factory() if factory is not None else load_restorer(settings)
+    sample: list[str] = []
+    for shard in shards:
+        records, _ = read_records(sources[shard.source], shard, settings)
+        sample += [r.text for r in records if r.text is not None and r.error is None and r.text.strip()]
+        if len(sample) >= settings.adapt:
+            break
+    restorer.adapt(sample, max_docs=settings.adapt).corpus.save(path)
+    manifest.data["adapted"] = {
+        "file": ADAPTED,
+        "sha256": sha256_file(path),
+        "documents": min(len(sample), settings.adapt),
+    }
+    manifest.save()
+    return path
 
 
 def check_output(out_dir: Path, sources: list[Source]) -> None:
@@ -1006,6 +1051,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a spinner dictionary the texts' spinner may have used (key|alt|alt lines); repeatable",
     )
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help=f"learn the spinner from the job's first records before restoring (kept as {ADAPTED}, reused on resume)",
+    )
+    p.add_argument(
+        "--adapt-sample", type=int, default=1000, metavar="N", help="records --adapt learns from (default 1000)"
+    )
     p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")
     p.add_argument("--cpus-per-worker", type=float, help="default: this machine's CPUs / workers")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="e.g. 1, or 0.5 to share a GPU (default 0)")
@@ -1028,6 +1081,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from normalizer.checkpoint import resolve_checkpoint
 
+    if args.adapt and args.adapt_sample < 1:
+        print(f"normalize-batch: --adapt-sample must be >= 1, got {args.adapt_sample}", file=sys.stderr)
+        return 2
     model = str(resolve_checkpoint(args.model))
     _catch_sigterm()
     try:
@@ -1055,6 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
             report=args.report,
             report_sample=args.report_sample,
             verbose=args.verbose,
+            adapt=args.adapt_sample if args.adapt else 0,
         )
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)

@@ -11,6 +11,7 @@ Usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -191,6 +192,37 @@ def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO, report
         out.write(render(ln, result, args))
 
 
+def adapted(normalizer: Restorer, args) -> tuple[Restorer, bytes | None]:
+    """The restorer with what `--channel` names, or what `--adapt` learns from the first `--adapt-sample` lines of
+    the input (standard input is read whole first, and its bytes returned for the run to restore)."""
+    from normalizer.restorer import CorpusEvidence
+
+    if normalizer.document_prior is None:
+        raise ValueError("--adapt and --channel need the pipeline engine (a document prior)")
+    if args.channel:
+        return normalizer.with_corpus(CorpusEvidence.load(args.channel)), None
+    stdin_data = sys.stdin.buffer.read() if "-" in args.files else None
+    sample: list[str] = []
+    for name in args.files:
+        if len(sample) >= args.adapt_sample:
+            break
+        source = "<stdin>" if name == "-" else name
+        with io.BytesIO(stdin_data) if name == "-" else open(name, "rb") as stream:
+            for n, raw, ending in read_lines(source, stream):
+                line = prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes)
+                if line.text is not None and line.text.strip():
+                    sample.append(line.text)
+                if len(sample) >= args.adapt_sample:
+                    break
+    normalizer = normalizer.adapt(sample, max_docs=args.adapt_sample, progress=show_progress(args))
+    if args.save_adapted:
+        try:
+            normalizer.corpus.save(args.save_adapted)
+        except OSError as e:
+            raise OSError(f"cannot write {args.save_adapted}: {e.strerror or e}") from None
+    return normalizer, stdin_data
+
+
 def show_progress(args) -> bool:
     """--progress / --no-progress, else a bar only when stderr is a terminal."""
     return args.progress if args.progress is not None else sys.stderr.isatty()
@@ -247,6 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable; pipeline engine only",
     )
     parser.add_argument(
+        "--adapt",
+        action="store_true",
+        help="read the input first and learn its spinner from it (how densely it spins, which swaps it makes "
+        "everywhere), then restore with that; pipeline engine only",
+    )
+    parser.add_argument(
+        "--adapt-sample",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="lines --adapt learns from (default: the first 1000)",
+    )
+    parser.add_argument(
+        "--save-adapted", metavar="FILE", help="write what --adapt learnt (JSON), to reuse with --channel"
+    )
+    parser.add_argument(
+        "--channel", metavar="FILE", help="restore with what an earlier --adapt learnt (its --save-adapted file)"
+    )
+    parser.add_argument(
         "--report", metavar="FILE", help="also write an HTML report of what was restored (self-contained, one file)"
     )
     parser.add_argument(
@@ -284,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--report-sample must be >= 1, got {args.report_sample}")
     if args.output_field and not args.jsonl:
         parser.error("--output-field needs --jsonl")
+    if args.adapt_sample < 1:
+        parser.error(f"--adapt-sample must be >= 1, got {args.adapt_sample}")
+    if args.save_adapted and not args.adapt:
+        parser.error("--save-adapted needs --adapt")
+    if args.adapt and args.channel:
+        parser.error("--adapt learns what --channel would load: give one of them")
     logging.basicConfig(level=logging.WARNING, format="normalize: %(message)s")
     if args.files.count("-") > 1:
         parser.error("standard input (-) can be named only once")
@@ -324,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"normalize: cannot load model: {printable(str(e))}", file=sys.stderr)
         return 1
 
+    stdin_data = None
+    if args.adapt or args.channel:
+        try:
+            normalizer, stdin_data = adapted(normalizer, args)
+        except (OSError, ValueError) as e:
+            print(f"normalize: {printable(str(e))}", file=sys.stderr)
+            return 1
     try:
         output = Output(args.output)
     except OSError as e:
@@ -338,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with output:
             for name in args.files:
-                stream = sys.stdin.buffer if name == "-" else open(name, "rb")
+                stream = (
+                    (io.BytesIO(stdin_data) if stdin_data is not None else sys.stdin.buffer)
+                    if name == "-"
+                    else open(name, "rb")
+                )
                 source = "<stdin>" if name == "-" else name
                 size = os.path.getsize(name) if name != "-" and Path(name).is_file() else None
                 bar = None

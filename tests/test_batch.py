@@ -426,3 +426,59 @@ def test_sigterm_stops_a_job_like_ctrl_c():
     finally:
         _catch_sigterm(previous)
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def prior_restorer():
+    """A restorer with a document prior that proposes "stated" -> "said" at 0.5 (under the threshold alone, above
+    it once a corpus shows the swap everywhere) and "plain" -> "simple" at 0.02."""
+    from normalizer.edits import Edit
+    from normalizer.restorer import DocumentPrior, Restorer
+
+    class Toy(Restorer):
+        threshold = 0.8
+        document_prior = DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0, pair_strength=1.0)
+
+        def piece_tokens(self, text):
+            return len(text.split())
+
+        def propose(self, pieces, *, batch_size=None, progress=False, documents=None):
+            out = []
+            for piece in pieces:
+                found = []
+                for word, after, p in (("stated", "said", 0.5), ("plain", "simple", 0.02)):
+                    k = piece.find(word)
+                    if k >= 0:
+                        found.append(Edit(k, k + len(word), word, after, p))
+                out.append(found)
+            return out
+
+    return Toy()
+
+
+def test_adapt_learns_once_and_a_resumed_job_reuses_what_it_learnt(tmp_path, ray_session):
+    from normalizer.batch import ADAPTED, MANIFEST
+
+    src = tmp_path / "in.jsonl"
+    lines = [{"text": f"He stated it on day {k}." + " The plain fact stood." * 3} for k in range(30)]
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    kw = dict(format="jsonl", shard_size=10, restorer_factory=prior_restorer, progress=False)
+    plain = run([src], tmp_path / "plain", **kw)
+    assert plain.edits == 0  # each document alone: "stated" stays under the threshold
+    run([src], out, adapt=20, **kw)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["adapted"]["documents"] == 20 and (out / ADAPTED).is_file()
+    first = {p.name: p.read_text() for p in out.glob("part-*")}
+    restored = [json.loads(line)["restored"] for text in first.values() for line in text.splitlines()]
+    assert len(restored) == 30 and all(r.startswith("He said it") for r in restored)  # learnt from 20, used on 30
+    learnt = (out / ADAPTED).read_bytes()
+    # A job stopped after its first shard: the rerun learns nothing new and restores exactly as the first run.
+    for name in ("part-000001.jsonl", "part-000002.jsonl"):
+        (out / name).unlink()
+    resumed = run([src], out, adapt=20, **kw)
+    assert resumed.skipped == 1 and (out / ADAPTED).read_bytes() == learnt
+    assert {p.name: p.read_text() for p in out.glob("part-*")} == first
+    (out / ADAPTED).write_text("{}")  # tampered with: refused, not silently relearnt
+    (out / "part-000002.jsonl").unlink()
+    with pytest.raises(JobMismatch, match="changed since this job learnt it"):
+        run([src], out, adapt=20, **kw)

@@ -339,9 +339,16 @@ def test_identical_pieces_are_scored_once_and_cached_across_calls(pipeline):
     assert [r.edits for r in got] == fresh and len(calls) == 1 and len(calls[0]) == 3  # three distinct pieces
     again = pipeline.restore_batch(docs[:2], threshold=1.0)  # another threshold: the same proposals serve
     assert len(calls) == 1 and again[0].edits == []
+    pipeline.config = PipelineConfig(gate=-100.0, document_prior={"rate": 0.05})  # acts after proposing: cached
+    shifted = pipeline.restore_batch(docs[:1])
+    seen = shifted[0].edits + [r.edit for r in shifted[0].rejected]
+    assert len(calls) == 1 and seen and all("document_shift" in dict(e.scores) for e in seen)
     pipeline.config = PipelineConfig(gate=-100.0, right_context=1)  # other settings: proposed afresh
     pipeline.restore_batch(docs[:1])
     assert len(calls) == 2
+    for bad in ({"rate": 2.0}, {"rate": "0.1"}, {"speed": 1}, [0.1]):
+        with pytest.raises(ValueError):
+            PipelineConfig(document_prior=bad)
 
 
 def test_document_features_count_the_whole_document(pipeline, table):
@@ -379,3 +386,37 @@ def test_funnel_counts_where_swaps_are_lost(pipeline):
     # three gold swaps; "business" is no candidate; the ranker trusts the channel, which knows only said and company
     assert counts["gold"] == 3 and counts["candidates"] == 2 and counts["prerank"] == 2
     assert counts["applied"] == 1 and counts["applied_share"] == pytest.approx(1 / 3)
+
+
+def test_cli_adapt_on_stdin_keeps_lines_and_a_saved_channel_restores_the_same(
+    tmp_path, pipeline_checkpoint, capsys, monkeypatch
+):
+    import io
+
+    from normalizer.cli import main
+
+    PipelineConfig(gate=-100.0, document_prior={"rate": 0.1, "strength": 5.0, "pair_strength": 1.0}).save(
+        pipeline_checkpoint
+    )
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    lines = ["He mentioned it.", "", "The firm mentioned the practices.", "Nothing here.", "He mentioned it."] * 3
+    data = ("\n".join(lines) + "\n").encode()
+    base = ["--model", str(pipeline_checkpoint), "--lm", str(lm_dir), "--device", "cpu", "--no-progress"]
+
+    def run(*args):
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+        out = tmp_path / "out.txt"
+        code = main(["-", "-o", str(out), *base, *args])
+        return code, out.read_text().split("\n")[:-1] if code == 0 else None
+
+    saved = tmp_path / "adapted.json"
+    code, adapted = run("--adapt", "--adapt-sample", "8", "--save-adapted", str(saved))
+    assert code == 0 and len(adapted) == len(lines)  # stdin read for learning, then restored whole, in order
+    assert [a == "" for a in adapted] == [x == "" for x in lines] and adapted[0] == "He said it."
+    assert run("--channel", str(saved)) == (0, adapted)  # what was learnt, reused
+    saved.write_text('{"format": "normalizer-corpus-evidence", "version": 1, "rate": "high"}')
+    capsys.readouterr()
+    assert run("--channel", str(saved))[0] == 1
+    err = capsys.readouterr().err
+    assert "not a usable corpus estimate" in err and len(err.strip().splitlines()) == 1
+    assert main(["-", *base, "--engine", "seq2seq", "--adapt"]) == 1  # no document prior to adapt
