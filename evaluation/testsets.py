@@ -179,6 +179,63 @@ def build_dictionary_sets(out_dir: str | Path, per_set: int = 80, seed: int = 24
     return written
 
 
+def documents_of(split: str, n: int, seed: int, max_words: int = 320, min_words: int = 150) -> list[tuple[str, str]]:
+    """(id, text) of `n` documents of a split drawn by `seed`: each document's first paragraphs (lines, kept whole)
+    up to `max_words` words, documents shorter than `min_words` left out."""
+    docs = []
+    for d in load_splits()[split]:
+        kept, count = [], 0
+        for p in paragraphs(d.text):
+            if kept and count + len(p.split()) > max_words:
+                break
+            kept.append(p)
+            count += len(p.split())
+        if count >= min_words:
+            docs.append((d.id, "\n".join(kept)))
+    return random.Random(seed).sample(docs, min(n, len(docs)))
+
+
+# Document sets: whole documents, so evidence from the rest of a document (and a spinner's consistency) can be
+# measured. Test sets from the test split with held-out spinners; dev sets from the dev split with training spinners.
+DOCUMENT_SETS = {
+    "dict-mythes-once": ("test", "dictionary"),
+    "dict-mythes-each": ("test", "dictionary"),
+    "bestspinner-r0.3": ("test", "synthetic"),
+    "clean": ("test", "clean"),
+    "dev-dict-moby": ("dev", "dictionary"),
+    "dev-dict-wordnet": ("dev", "dictionary"),
+    "dev-spinbot-r0.3": ("dev", "synthetic"),
+    "dev-clean": ("dev", "clean"),
+}
+
+
+def build_document_sets(out_dir: str | Path, per_set: int = 30, seed: int = 1357) -> list[Path]:
+    """`documents-<name>.jsonl` for every `DOCUMENT_SETS` entry: whole documents (see `documents_of`), one per row,
+    paragraphs on their own lines; each set draws its own documents."""
+    from training.spin import dictionary_spinner
+
+    out_dir = Path(out_dir)
+    written = []
+    for k, (name, (split, kind)) in enumerate(DOCUMENT_SETS.items()):
+        docs = documents_of(split, per_set, seed + k)
+        rng = random.Random(seed + 50 + k)
+        profile = name.removeprefix("dev-")
+        if kind == "dictionary":
+            spin = dictionary_spinner(profile).spin
+        elif kind == "synthetic":
+            base, rate = profile.split("-r")
+            spin = Spinner(base, float(rate), seed=seed + k).spin
+        rows = []
+        for i, text in docs:
+            spun = text if kind == "clean" else spin(text, rng=rng).spun
+            rows.append({"id": i, "spun": spun, "original": text, "profile": profile, "split": split})
+        path = out_dir / f"documents-{name}.jsonl"
+        meta = {"builder": "python -m evaluation.testsets --document-sets", "seed": seed, "kind": kind, "split": split}
+        _write(path, rows, {**meta, "profile": profile, "held_out": split == "test"})
+        written.append(path)
+    return written
+
+
 def load_testset(path: str | Path) -> list[dict]:
     """Rows of a test-set JSONL file (each with `spun` and `original`)."""
     rows = []
@@ -207,8 +264,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="build only the held-out dictionary-spinner sets, each with its dictionary beside it",
     )
+    parser.add_argument(
+        "--document-sets",
+        action="store_true",
+        help="build only the whole-document sets (DOCUMENT_SETS): held-out test sets and dev sets",
+    )
     args = parser.parse_args(argv)
-    if args.thesaurus_sets:
+    if args.document_sets:
+        paths = build_document_sets(args.out)
+    elif args.thesaurus_sets:
         paths = build_thesaurus_sets(args.out, args.per_set)
     elif args.dictionary_sets:
         paths = build_dictionary_sets(args.out, args.per_set)
