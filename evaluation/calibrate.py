@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--adapt", action="store_true", help="restore each set after adapting on it (clean sets: on it and the spun)"
     )
+    parser.add_argument("--adapt-docs", type=int, default=0, help="adapt on only the first N documents of each set")
     parser.add_argument("--score-only", action="store_true", help="score the sets into --proposals and stop")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -148,7 +149,11 @@ def main(argv: list[str] | None = None) -> None:
                 spun_rows = [r for n, rows in sets.items() if "clean" not in n for r in rows]
                 per_set = {
                     name: measure(
-                        replay.adapt([r["spun"] for r in rows + (spun_rows if "clean" in name else [])]), rows
+                        replay.adapt(
+                            [r["spun"] for r in rows + (spun_rows if "clean" in name else [])],
+                            max_docs=args.adapt_docs or 10**9,
+                        ),
+                        rows,
                     )
                     for name, rows in sets.items()
                 }
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
                 "threshold": threshold,
                 "prior": asdict(prior) if prior else None,
                 "adapted": bool(args.adapt and prior is not None),
+                "adapt_docs": args.adapt_docs if args.adapt else None,
                 "dev": pool([m for n, m in per_set.items() if n.startswith("dev-") and "clean" not in n]),
                 "held_out": pool([m for n, m in per_set.items() if not n.startswith("dev-") and "clean" not in n]),
                 "sets": per_set,
