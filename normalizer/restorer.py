@@ -116,12 +116,8 @@ class DocumentPrior:
         `fingerprint` says the corpus was read from it)."""
         counted = [e for e in edits if 0.0 < e.confidence < 1.0 and e.before != e.after]
         shift = self.shift((e.confidence for e in counted), corpus.rate if corpus is not None else None)
-        pairs: dict[tuple[str, str], tuple[float, int]] = {}
-        if self.pair_strength is not None:
-            for e in counted:
-                total, n = pairs.get(_pair(e), (0.0, 0))
-                pairs[_pair(e)] = (total + _sigmoid(_logit(e.confidence) + shift), n + 1)
-        own = corpus.share(counted) if corpus is not None and fingerprint in corpus.documents else {}
+        pairs = swap_sums(counted, shift) if self.pair_strength is not None else {}
+        own = swap_sums(counted, corpus.shift) if corpus is not None and fingerprint in corpus.documents else {}
         return DocumentEvidence(self, shift, pairs, corpus, own)
 
 
@@ -139,14 +135,7 @@ class CorpusEvidence:
 
     FORMAT = "normalizer-corpus-evidence"
     MAX_PAIRS = 2_000_000
-
-    def share(self, counted: list[Edit]) -> dict[tuple[str, str], tuple[float, int]]:
-        """The part of `pairs` that these edits (one document the corpus was read from) contributed."""
-        out: dict[tuple[str, str], tuple[float, int]] = {}
-        for e in counted:
-            total, n = out.get(_pair(e), (0.0, 0))
-            out[_pair(e)] = (total + _sigmoid(_logit(e.confidence) + self.shift), n + 1)
-        return out
+    MAX_BYTES = 512 * 2**20
 
     def save(self, path: str | Path) -> None:
         """As JSON (data only: `load` checks every field)."""
@@ -163,6 +152,8 @@ class CorpusEvidence:
     @classmethod
     def load(cls, path: str | Path) -> CorpusEvidence:
         """Read a saved estimate; a damaged or foreign file is a ValueError naming it."""
+        if Path(path).stat().st_size > cls.MAX_BYTES:
+            raise ValueError(f"{path}: larger than {cls.MAX_BYTES // 2**20} MB, not a saved corpus estimate")
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
@@ -242,6 +233,15 @@ class DocumentEvidence:
 
 def _pair(e: Edit) -> tuple[str, str]:
     return (e.before.lower(), e.after.lower())
+
+
+def swap_sums(edits: Iterable[Edit], shift: float) -> dict[tuple[str, str], tuple[float, int]]:
+    """Per swap (before -> after, any case), the summed confidence of `edits` moved by `shift`, and their count."""
+    out: dict[tuple[str, str], tuple[float, int]] = {}
+    for e in edits:
+        total, n = out.get(_pair(e), (0.0, 0))
+        out[_pair(e)] = (total + _sigmoid(_logit(e.confidence) + shift), n + 1)
+    return out
 
 
 def _logit(p: float) -> float:
@@ -494,8 +494,10 @@ class Restorer:
         counted = [e for found in proposals for e in found if 0.0 < e.confidence < 1.0 and e.before != e.after]
         prior = self.document_prior
         shift = prior.shift(e.confidence for e in counted)
-        base = CorpusEvidence(_sigmoid(_logit(prior.rate) + shift), shift)
-        return self.with_corpus(replace(base, pairs=base.share(counted), documents=frozenset(map(fingerprint, texts))))
+        rate = _sigmoid(_logit(prior.rate) + shift)
+        return self.with_corpus(
+            CorpusEvidence(rate, shift, swap_sums(counted, shift), frozenset(map(fingerprint, texts)))
+        )
 
     def with_corpus(self, corpus: CorpusEvidence | None) -> Restorer:
         """A copy of this restorer that restores with `corpus` (what `adapt` learnt, perhaps saved and loaded with
