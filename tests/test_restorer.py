@@ -286,7 +286,7 @@ def test_adapting_on_clean_text_learns_no_spinner():
         r.adapt(clean, max_docs=0)
 
 
-def test_corpus_evidence_round_trips_and_a_damaged_file_is_refused(tmp_path):
+def test_corpus_evidence_round_trips_and_a_damaged_file_is_refused(tmp_path, monkeypatch):
     from normalizer.restorer import CorpusEvidence
 
     spun = [f"He stated it on day {k}." for k in range(10)]
@@ -303,3 +303,7 @@ def test_corpus_evidence_round_trips_and_a_damaged_file_is_refused(tmp_path):
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ValueError, match="corpus estimate"):
         CorpusEvidence.load(path)
+    corpus.save(path)
+    monkeypatch.setattr(CorpusEvidence, "MAX_BYTES", 100)
+    with pytest.raises(ValueError, match="larger than"):
+        CorpusEvidence.load(path)  # refused before it is read
