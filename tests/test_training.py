@@ -102,9 +102,7 @@ def train_cmd(pairs_dir, tokenizer_dir, out_dir, **flags) -> list[str]:
 def test_smoke_run_writes_loadable_checkpoint(pairs_dir, tokenizer_dir, tmp_path, aux_weight):
     from normalizer.engines.seq2seq import Seq2SeqRestorer
 
-    model_dir = train(
-        config(pairs_dir, tokenizer_dir, tmp_path / "run", aux_weight=aux_weight)
-    )
+    model_dir = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", aux_weight=aux_weight))
     assert {p.name for p in model_dir.iterdir()} == MODEL_FILES
     saved = json.loads((model_dir / "training_config.json").read_text())
     assert saved["aux_weight"] == aux_weight and saved["max_steps"] == 4
@@ -222,9 +220,7 @@ def test_encoded_file_gives_the_same_training_data(pairs_dir, tokenizer_dir, tmp
     assert twice["pairs"] == 128 and twice["originals"] <= 64  # two spins of the same sentences share originals
     npz = tmp_path / "enc.npz"
     encode_pairs([pairs_dir], tokenizer_dir, npz)
-    cfg = config(
-        pairs_dir, tokenizer_dir, tmp_path / "a", aux_weight=aux_weight, clean_share=0.1
-    )
+    cfg = config(pairs_dir, tokenizer_dir, tmp_path / "a", aux_weight=aux_weight, clean_share=0.1)
     _, tok = build_model(cfg)
     from_folder, dev_folder = load_data(cfg, tok)
     from_file, dev_file = load_data(dataclasses.replace(cfg, pairs=str(npz)), tok)
