@@ -57,16 +57,18 @@ def load(
 
 
 def restore_each(
-    restorer: Restorer, texts: list[str], batch_size: int | None = None
+    restorer: Restorer, texts: list[str], batch_size: int | None = None, groups: list | None = None
 ) -> tuple[dict[int, Any], dict[int, str]]:
     """`restorer.restore_batch(texts)` that one bad text cannot sink: (restorations by index, errors by index). If
-    the call fails, each half is tried again, down to single texts; a text that fails alone gets its error."""
+    the call fails, each half is tried again, down to single texts; a text that fails alone gets its error.
+    `groups`: see `Restorer.restore_batch`."""
     found: dict[int, Any] = {}
     failed: dict[int, str] = {}
 
     def attempt(idx: list[int]) -> None:
         try:
-            found.update(zip(idx, restorer.restore_batch([texts[k] for k in idx], batch_size=batch_size)))
+            extra = {"groups": [groups[k] for k in idx]} if groups is not None else {}
+            found.update(zip(idx, restorer.restore_batch([texts[k] for k in idx], batch_size=batch_size, **extra)))
         except Exception as e:  # noqa: BLE001 - any failure of one text must not lose the rest
             if len(idx) == 1:
                 failed[idx[0]] = f"restoration failed ({type(e).__name__}: {e})"

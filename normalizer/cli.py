@@ -171,10 +171,14 @@ def render(line: Line, result: Restoration | None, args) -> bytes:
     return result.text.encode() + line.ending
 
 
-def restore_lines(lines: list[Line], normalizer: Restorer, batch_size: int | None) -> dict[int, Restoration]:
+def restore_lines(
+    lines: list[Line], normalizer: Restorer, batch_size: int | None, whole_file: bool = False
+) -> dict[int, Restoration]:
     """Restorations by `id(line)` (see `restore_each`); a line that fails alone is marked to pass through unchanged
-    (with the reason), so one bad line never costs the others."""
-    found, failed = restore_each(normalizer, [ln.text for ln in lines], batch_size)
+    (with the reason), so one bad line never costs the others. `whole_file`: the lines of one file (in this chunk)
+    are one document to the document prior."""
+    groups = [ln.source for ln in lines] if whole_file else None
+    found, failed = restore_each(normalizer, [ln.text for ln in lines], batch_size, groups)
     for k, message in failed.items():
         lines[k].skip, lines[k].text = f"{message}; passed through unchanged", None
     return {id(lines[k]): r for k, r in found.items()}
@@ -182,7 +186,7 @@ def restore_lines(lines: list[Line], normalizer: Restorer, batch_size: int | Non
 
 def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO, report=None) -> None:
     todo = [ln for ln in chunk if ln.text is not None]
-    by_id = restore_lines(todo, normalizer, args.batch_size) if todo else {}
+    by_id = restore_lines(todo, normalizer, args.batch_size, args.document == "file") if todo else {}
     for ln in chunk:
         if ln.skip:
             print(f"{printable(ln.source)}:{ln.number}: {printable(ln.skip)}", file=sys.stderr)
@@ -208,12 +212,18 @@ def adapted(normalizer: Restorer, args) -> tuple[Restorer, bytes | None]:
             break
         source = "<stdin>" if name == "-" else name
         with io.BytesIO(stdin_data) if name == "-" else open(name, "rb") as stream:
-            for n, raw, ending in read_lines(source, stream):
+            chunk: list[str] = []  # with --document file: the texts of one chunk of lines, one document
+            for k, (n, raw, ending) in enumerate(read_lines(source, stream), 1):
                 line = prepare(Line(source, n, raw, ending), args.jsonl, args.field, args.max_line_bytes)
-                if line.text is not None and line.text.strip():
-                    sample.append(line.text)
+                if line.text is not None:
+                    chunk.append(line.text)
+                if args.document == "line" or k % CHUNK_LINES == 0:
+                    sample += [t for t in (chunk if args.document == "line" else ["\n".join(chunk)]) if t.strip()]
+                    chunk = []
                 if len(sample) >= args.adapt_sample:
                     break
+            if chunk and len(sample) < args.adapt_sample and args.document == "file":
+                sample.append("\n".join(chunk))
     normalizer = normalizer.adapt(sample, max_docs=args.adapt_sample, progress=show_progress(args))
     if args.save_adapted:
         try:
@@ -277,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a spinner dictionary the text's spinner may have used (key|alt|alt lines, or {a|b|c} groups); "
         "repeatable; pipeline engine only",
+    )
+    parser.add_argument(
+        "--document",
+        choices=("line", "file"),
+        default="line",
+        help="what one document is to the document prior: each line (default), or a file's lines together (an "
+        "article with a paragraph per line; pooled per chunk of 256 lines)",
     )
     parser.add_argument(
         "--adapt",

@@ -363,10 +363,15 @@ class Restorer:
         threshold: float | None = None,
         batch_size: int | None = None,
         progress: bool = False,
+        groups: list | None = None,
     ) -> list[Restoration]:
         """Restore documents (any iterable of strings, read once). `threshold` overrides the restorer's for this
-        call; `batch_size` is pieces per model call (None: the engine's own)."""
+        call; `batch_size` is pieces per model call (None: the engine's own). `groups[i]` (any hashable): texts
+        that share a group are one document to the `document_prior` (the paragraphs of one article given as lines);
+        default, each text is its own."""
         texts = text_list(texts)
+        if groups is not None and len(groups) != len(texts):
+            raise ValueError(f"groups must give one group per text: {len(groups)} for {len(texts)}")
         threshold = check_threshold(self.threshold if threshold is None else threshold)
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
@@ -380,8 +385,8 @@ class Restorer:
             batch_size,
             progress,
             documents=documents,
-            owners=[d for d, _, _ in pieces],
-            fingerprints={d: fingerprint(t) for d, t in enumerate(texts)} if self.corpus is not None else None,
+            owners=[d if groups is None else groups[d] for d, _, _ in pieces],
+            fingerprints=self.group_fingerprints(texts, groups) if self.corpus is not None else None,
         )
         edits: list[list[Edit]] = [[] for _ in texts]
         rejected: list[list[Rejection]] = [[] for _ in texts]
@@ -461,6 +466,17 @@ class Restorer:
                         added.append(replace(e, start=mapped[0], end=mapped[1]))
                 results[i] = (sorted(chosen + added, key=lambda e: e.start), refused)
         return results
+
+    @staticmethod
+    def group_fingerprints(texts: list[str], groups: list | None) -> dict:
+        """The fingerprint of each document: a text's own, or its group's texts joined by newlines (as `adapt`
+        fingerprints a document given whole)."""
+        if groups is None:
+            return {d: fingerprint(t) for d, t in enumerate(texts)}
+        joined: dict = {}
+        for g, t in zip(groups, texts):
+            joined.setdefault(g, []).append(t)
+        return {g: fingerprint("\n".join(parts)) for g, parts in joined.items()}
 
     def document_evidence(
         self, proposals: list[list[Edit]], owners: list[int] | None, fingerprints: dict[int, str] | None = None

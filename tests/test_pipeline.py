@@ -414,6 +414,8 @@ def test_cli_adapt_on_stdin_keeps_lines_and_a_saved_channel_restores_the_same(
     assert code == 0 and len(adapted) == len(lines)  # stdin read for learning, then restored whole, in order
     assert [a == "" for a in adapted] == [x == "" for x in lines] and adapted[0] == "He said it."
     assert run("--channel", str(saved)) == (0, adapted)  # what was learnt, reused
+    code, whole = run("--adapt", "--document", "file")  # the input as one document, learnt and restored so
+    assert code == 0 and len(whole) == len(lines) and [w == "" for w in whole] == [x == "" for x in lines]
     saved.write_text('{"format": "normalizer-corpus-evidence", "version": 1, "rate": "high"}')
     capsys.readouterr()
     assert run("--channel", str(saved))[0] == 1

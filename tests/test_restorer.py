@@ -12,7 +12,7 @@ from normalizer.api import load
 from normalizer.edits import TO, Edit, guard_reason
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.engines.seq2seq import Seq2SeqRestorer
-from normalizer.restorer import DocumentEvidence, DocumentPrior, Restorer, decide
+from normalizer.restorer import DocumentEvidence, DocumentPrior, Restoration, Restorer, decide
 
 
 def edit(start, end, before, after, p):
@@ -307,3 +307,33 @@ def test_corpus_evidence_round_trips_and_a_damaged_file_is_refused(tmp_path, mon
     monkeypatch.setattr(CorpusEvidence, "MAX_BYTES", 100)
     with pytest.raises(ValueError, match="larger than"):
         CorpusEvidence.load(path)  # refused before it is read
+
+
+def test_groups_pool_the_lines_of_one_document_for_the_prior():
+    lines = ["He stated it."] + [f"Line {k} is plain." for k in range(40)]
+    prior = DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0)
+    alone = Fixed(0.7, prior).restore_batch(lines)
+    assert alone[0].text == "He said it."  # a line alone: its one likely swap is all the evidence it has
+    pooled = Fixed(0.7, prior).restore_batch(lines, groups=["article"] * len(lines))
+    assert pooled[0].text == "He stated it."  # the article around it proposes nothing likely: trusted less
+    assert [r.text for r in pooled[1:]] == lines[1:]
+    with pytest.raises(ValueError, match="one group per text"):
+        Fixed(0.7, prior).restore_batch(lines, groups=["a"])
+
+
+def test_cli_document_file_passes_one_group_per_file():
+    from normalizer.cli import Line, restore_lines
+
+    seen = []
+
+    class Spy:
+        def restore_batch(self, texts, batch_size=None, groups=None):
+            seen.append(groups)
+            return [Restoration.of(t, [], []) for t in texts]
+
+    lines = [Line("a.txt", 1, b"x", b"\n"), Line("a.txt", 2, b"y", b"\n"), Line("b.txt", 1, b"z", b"\n")]
+    for ln, text in zip(lines, "xyz"):
+        ln.text = text
+    restore_lines(lines, Spy(), None, whole_file=True)
+    restore_lines(lines, Spy(), None)
+    assert seen == [["a.txt", "a.txt", "b.txt"], None]
