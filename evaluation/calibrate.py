@@ -84,11 +84,22 @@ def pool(entries: list[dict]) -> dict:
     }
 
 
-def measure(restorer: Restorer, rows: list[dict]) -> dict:
-    """Word-level counts (precision, recall), word errors before and after, and paragraphs left unchanged."""
+def measure(restorer: Restorer, rows: list[dict], lines: str = "document") -> dict:
+    """Word-level counts (precision, recall), word errors before and after, and paragraphs left unchanged.
+    `lines`: "document" restores each row whole; "alone" each of its lines (paragraphs) as its own text; "grouped"
+    each line as a text, a row's lines one group (`restore_batch(groups=...)`, `normalize --document file`)."""
     spun = [r["spun"] for r in rows]
     original = [r["original"] for r in rows]
-    outputs = [r.text for r in restorer.restore_batch(spun)]
+    if lines == "document":
+        outputs = [r.text for r in restorer.restore_batch(spun)]
+    else:
+        split = [(k, line) for k, text in enumerate(spun) for line in text.split("\n")]
+        groups = [k for k, _ in split] if lines == "grouped" else None
+        done = restorer.restore_batch([line for _, line in split], groups=groups)
+        joined: dict[int, list[str]] = {}
+        for (k, _), r in zip(split, done):
+            joined.setdefault(k, []).append(r.text)
+        outputs = ["\n".join(joined[k]) for k in range(len(spun))]
     tp, n_sys, n_gold = word_counts(spun, outputs, original)
     m = {"word_tp": tp, "word_sys": n_sys, "word_gold": n_gold}
     m["err_in"] = sum(edit_distance(words(s), words(o)) for s, o in zip(spun, original))
@@ -115,6 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--adapt", action="store_true", help="restore each set after adapting on it (clean sets: on it and the spun)"
+    )
+    parser.add_argument(
+        "--lines",
+        choices=("document", "alone", "grouped"),
+        default="document",
+        help="restore each row whole, each of its lines alone, or its lines as one group (see measure)",
     )
     parser.add_argument("--adapt-docs", type=int, default=0, help="adapt on only the first N documents of each set")
     parser.add_argument("--score-only", action="store_true", help="score the sets into --proposals and stop")
@@ -158,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                     for name, rows in sets.items()
                 }
             else:
-                per_set = {name: measure(replay, rows) for name, rows in sets.items()}
+                per_set = {name: measure(replay, rows, args.lines) for name, rows in sets.items()}
             entry = {
                 "threshold": threshold,
                 "prior": asdict(prior) if prior else None,
