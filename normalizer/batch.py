@@ -102,6 +102,9 @@ class Settings:
     """Spinner dictionary files given to the pipeline (their SHA-256 is part of the job, see `model_fingerprint`)."""
     adapt: int = 0
     """Learn the spinner from the first this many records before restoring (`Restorer.adapt`); 0: off."""
+    channel: str | None = None
+    """A file an earlier `--adapt` learnt (`CorpusEvidence`), to restore with instead of learning (its SHA-256 is
+    part of the job, see `model_fingerprint`)."""
 
 
 def detect_kind(path: Path, kind: str | None = None) -> str:
@@ -513,7 +516,10 @@ def model_fingerprint(settings: Settings) -> dict:
         if p.is_file():
             files[p.name] = sha256_file(p)
     dictionaries = {d: sha256_file(Path(d)) for d in settings.dictionaries}
-    return {"path": str(directory), "files": files, **({"dictionaries": dictionaries} if dictionaries else {})}
+    extra = {"dictionaries": dictionaries} if dictionaries else {}
+    if settings.channel:
+        extra["channel"] = sha256_file(Path(settings.channel))
+    return {"path": str(directory), "files": files, **extra}
 
 
 class JobRunning(RuntimeError):
@@ -725,6 +731,7 @@ def run(
     report_sample: int = 200,
     verbose: bool = False,
     adapt: int = 0,
+    channel: str | Path | None = None,
 ) -> Summary:
     """Restore every record of `inputs` into shards in `output` on Ray Data (see the module's docstring). Starts an
     embedded Ray on this machine unless one is running or `address` names a cluster. `restorer_factory`, a
@@ -743,6 +750,12 @@ def run(
         raise ValueError(f"report_sample must be >= 1, got {report_sample}")
     if isinstance(adapt, bool) or not isinstance(adapt, int) or adapt < 0:
         raise ValueError(f"adapt must be a number of records >= 0, got {adapt!r}")
+    if channel is not None:
+        if adapt:
+            raise ValueError("adapt learns what channel would load: give one of them")
+        from normalizer.restorer import CorpusEvidence
+
+        CorpusEvidence.load(channel)  # a missing or damaged file fails here, before any work
     if not inputs:
         raise ValueError("no inputs")
     if threshold is not None:
@@ -767,6 +780,7 @@ def run(
         threshold=threshold,
         dictionaries=[str(Path(d).resolve()) for d in dictionaries],
         adapt=adapt,
+        channel=str(Path(channel).resolve()) if channel is not None else None,
     )
     t0 = time.perf_counter()
     sources = [scan(p, shard_size, input_format) for p in inputs]
@@ -833,6 +847,8 @@ def adapt_once(out_dir: Path, manifest: Manifest, sources, shards, settings: Set
     """With `settings.adapt`, the file of what the restorer learnt from the job's first `adapt` records: learnt
     once and listed in the manifest with its SHA-256, so a resumed job restores with exactly what the first run
     learnt (a file that no longer matches is refused)."""
+    if settings.channel:
+        return Path(settings.channel)
     if not settings.adapt:
         return None
     from normalizer.checkpoint import sha256_file
@@ -1059,6 +1075,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--adapt-sample", type=int, default=1000, metavar="N", help="records --adapt learns from (default 1000)"
     )
+    p.add_argument(
+        "--channel", metavar="FILE", help=f"restore with what an earlier --adapt learnt ({ADAPTED} or --save-adapted)"
+    )
     p.add_argument("--workers", type=int, default=1, help="actors, each with its own model (default 1)")
     p.add_argument("--cpus-per-worker", type=float, help="default: this machine's CPUs / workers")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="e.g. 1, or 0.5 to share a GPU (default 0)")
@@ -1112,6 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
             report_sample=args.report_sample,
             verbose=args.verbose,
             adapt=args.adapt_sample if args.adapt else 0,
+            channel=args.channel,
         )
     except (JobMismatch, ValueError, FileNotFoundError, ImportError) as e:
         print(f"normalize-batch: {e}", file=sys.stderr)

@@ -472,6 +472,15 @@ def test_adapt_learns_once_and_a_resumed_job_reuses_what_it_learnt(tmp_path, ray
     restored = [json.loads(line)["restored"] for text in first.values() for line in text.splitlines()]
     assert len(restored) == 30 and all(r.startswith("He said it") for r in restored)  # learnt from 20, used on 30
     learnt = (out / ADAPTED).read_bytes()
+    # Learnt once on a feed, reused on another job with --channel: the same output.
+    reused = tmp_path / "reused"
+    run([src], reused, channel=out / ADAPTED, **kw)
+    assert {p.name: p.read_text() for p in reused.glob("part-*")} == first
+    with pytest.raises(ValueError, match="give one of them"):
+        run([src], tmp_path / "both", channel=out / ADAPTED, adapt=20, **kw)
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(ValueError, match="corpus estimate"):
+        run([src], tmp_path / "bad", channel=tmp_path / "bad.json", **kw)
     # A job stopped after its first shard: the rerun learns nothing new and restores exactly as the first run.
     for name in ("part-000001.jsonl", "part-000002.jsonl"):
         (out / name).unlink()
