@@ -114,7 +114,7 @@ class DocumentPrior:
         summed shifted confidence and count; with `corpus` (an adapted restorer's), the corpus's rate is the
         document's starting point and its swaps' counts join the document's own (less the document's share when
         `fingerprint` says the corpus was read from it)."""
-        counted = [e for e in edits if 0.0 < e.confidence < 1.0 and e.before != e.after]
+        counted = evidence_edits(edits)
         shift = self.shift((e.confidence for e in counted), corpus.rate if corpus is not None else None)
         pairs = swap_sums(counted, shift) if self.pair_strength is not None else {}
         own = swap_sums(counted, corpus.shift) if corpus is not None and fingerprint in corpus.documents else {}
@@ -229,6 +229,12 @@ class DocumentEvidence:
                 scores = (*scores, ("pair_shift", pair))
             out.append(replace(e, confidence=_sigmoid(x), scores=scores))
         return out
+
+
+def evidence_edits(edits: Iterable[Edit]) -> list[Edit]:
+    """The proposals that count as evidence of a spin rate: a real change, at a confidence strictly between 0 and 1
+    (spintax, at 1, is template residue, not a spinner's choice)."""
+    return [e for e in edits if 0.0 < e.confidence < 1.0 and e.before != e.after]
 
 
 def _pair(e: Edit) -> tuple[str, str]:
@@ -507,7 +513,7 @@ class Restorer:
         texts = text_list(texts)[:max_docs]
         pieces = self.pieces(texts)
         proposals = self.propose_once([texts[d][a:b] for d, a, b in pieces], None, progress)
-        counted = [e for found in proposals for e in found if 0.0 < e.confidence < 1.0 and e.before != e.after]
+        counted = evidence_edits(e for found in proposals for e in found)
         prior = self.document_prior
         shift = prior.shift(e.confidence for e in counted)
         rate = _sigmoid(_logit(prior.rate) + shift)
