@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -959,6 +960,80 @@ class Workers:
     factory: Callable[[], Any] | None = None
 
 
+RAY_NOISE = re.compile(rb"core_worker\.cc:\d+: Actor with class name: .* max_restarts > 0")
+"""Ray's C++ core worker logs this "E" line for every Ray Data actor pool (its own constructor arguments live in
+the object store: ray-project/ray#53727); it is not an error of the job and nothing in `ray.init` silences it."""
+
+
+class QuietStderr:
+    """Drop Ray's known harmless C++ log lines (`RAY_NOISE`) from this process's file descriptor 2, pass everything
+    else on unchanged.
+
+    Ray's core worker writes to fd 2 from C++, below `sys.stderr` and `logging`, so the filter sits on the
+    descriptor: a pipe in its place and a thread that forwards every line (and every partial line, such as a progress
+    bar's carriage-return updates) to the real stderr, except the matched ones. Leaving the block restores fd 2 and
+    forwards what is still in the pipe. Where fd 2 cannot be duplicated it does nothing."""
+
+    def __init__(self, pattern: re.Pattern[bytes] = RAY_NOISE):
+        self.pattern = pattern
+        self.saved: int | None = None
+        self.dropped = 0
+
+    def __enter__(self) -> QuietStderr:
+        import threading
+
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            read, write = os.pipe()
+            os.dup2(write, 2)
+            os.close(write)
+        except (OSError, ValueError):
+            self.saved = None
+            return self
+        self.thread = threading.Thread(target=self._forward, args=(read,), daemon=True, name="quiet-stderr")
+        self.thread.start()
+        return self
+
+    def _forward(self, read: int) -> None:
+        pending = b""
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                out = [line + b"\n" for line in lines if not self._noise(line)]
+                if pending and not pending.startswith(b"["):  # not the start of a Ray log line: pass it on now
+                    out.append(pending)
+                    pending = b""
+                self._write(b"".join(out))
+        if pending and not self._noise(pending):
+            self._write(pending)
+
+    def _noise(self, line: bytes) -> bool:
+        if self.pattern.search(line):
+            self.dropped += 1
+            return True
+        return False
+
+    def _write(self, data: bytes) -> None:
+        while data:
+            try:
+                data = data[os.write(self.saved, data) :]
+            except OSError:
+                return
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self.saved, 2)  # closes the pipe's write end: the thread reads what is left, then ends
+        self.thread.join(timeout=5)
+        os.close(self.saved)
+        self.saved = None
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A ConnectionError in one line when `host:port` (or `ray://host:port`) does not accept a TCP connection within
     `timeout` seconds: Ray itself would wait for minutes. `auto` and other forms are left to Ray."""
@@ -980,7 +1055,6 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
         import ray.data
     except ImportError as e:
         raise ImportError("normalize-batch runs on Ray Data: pip install 'normalizer[batch]'") from e
-    from tqdm import tqdm
 
     started = False
     if w.address:
@@ -1007,35 +1081,44 @@ def _run_on_ray(pending: list[Shard], worker_job: dict, out_dir: Path, manifest:
             cpus_per_worker = max(1.0, float(int(cpus // w.count)))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
-        ds = ray.data.from_items([{"shard": s.index} for s in pending], override_num_blocks=len(pending))
-        results = ds.map_batches(
-            ShardWorker,
-            fn_constructor_kwargs={
-                "job": worker_job,
-                "out_dir": str(out_dir.resolve()),
-                "factory": w.factory,
-                "threads": int(cpus_per_worker),
-                "batch_size": w.batch_size,
-            },
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=w.count),
-            num_cpus=cpus_per_worker,
-            num_gpus=w.gpus or None,
-        )
-        total = sum(s.count for s in pending)
-        show = progress if progress is not None else sys.stderr.isatty()
-        done = 0
-        with tqdm(total=total, unit="rec", disable=not show, desc="normalize-batch") as bar:
-            for row in results.iter_rows():
-                result = json.loads(row["result"])
-                manifest.record(result)
-                done += result["records"]
-                bar.update(result["records"])
-        return done
+        show = progress if progress is not None else sys.stderr.isatty()  # before fd 2 becomes a pipe
+        quiet = contextlib.nullcontext() if worker_job.get("verbose") else QuietStderr()
+        with quiet:
+            return _iterate(ray, pending, worker_job, out_dir, manifest, w, cpus_per_worker, show)
     finally:
         if started:
             ray.shutdown()
         _catch_sigterm(previous)
+
+
+def _iterate(ray, pending, worker_job, out_dir, manifest, w, cpus_per_worker, show) -> int:
+    """Run the shards through the actor pool, recording each finished one."""
+    from tqdm import tqdm
+
+    ds = ray.data.from_items([{"shard": s.index} for s in pending], override_num_blocks=len(pending))
+    results = ds.map_batches(
+        ShardWorker,
+        fn_constructor_kwargs={
+            "job": worker_job,
+            "out_dir": str(out_dir.resolve()),
+            "factory": w.factory,
+            "threads": int(cpus_per_worker),
+            "batch_size": w.batch_size,
+        },
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=w.count),
+        num_cpus=cpus_per_worker,
+        num_gpus=w.gpus or None,
+    )
+    total = sum(s.count for s in pending)
+    done = 0
+    with tqdm(total=total, unit="rec", disable=not show, desc="normalize-batch") as bar:
+        for row in results.iter_rows():
+            result = json.loads(row["result"])
+            manifest.record(result)
+            done += result["records"]
+            bar.update(result["records"])
+    return done
 
 
 # ---- the command ----------------------------------------------------------------------------------------------

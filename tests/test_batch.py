@@ -491,3 +491,33 @@ def test_adapt_learns_once_and_a_resumed_job_reuses_what_it_learnt(tmp_path, ray
     (out / "part-000002.jsonl").unlink()
     with pytest.raises(JobMismatch, match="changed since this job learnt it"):
         run([src], out, adapt=20, **kw)
+
+
+def test_rays_harmless_actor_line_is_dropped_from_fd_2_and_everything_else_kept():
+    """Ray's C++ core worker writes straight to fd 2; the filter must drop only its known line, keep the rest (whole
+    lines, partial progress-bar updates, Python's own writes) in order, and give fd 2 back."""
+    script = r"""
+import os, sys
+from normalizer.batch import QuietStderr
+noise = (b"[2026-12-01 13:37:40,934 E 13247 13247] core_worker.cc:2465: Actor with class name: 'MapWorker(X)' "
+         b"and ID: 'ab' has constructor arguments in the object store and max_restarts > 0. If the arguments go\n")
+with QuietStderr() as q:
+    os.write(2, b"before\n" + noise)
+    os.write(2, b"\rprogress 50%")
+    print("from python", file=sys.stderr, flush=True)
+    os.write(2, b"[worker] a real error\n")
+os.write(2, b"after\n")
+print("dropped", q.dropped)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().strip() == "dropped 1"
+    assert done.stderr == b"before\n\rprogress 50%from python\n[worker] a real error\nafter\n"
+
+
+def test_a_ray_job_prints_no_core_worker_noise(tmp_path, ray_session, capfd):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts(20)))
+    run([src], tmp_path / "out", workers=1, shard_size=10, restorer_factory=factory(), progress=False)
+    err = capfd.readouterr().err
+    assert "max_restarts" not in err and "core_worker" not in err
