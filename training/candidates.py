@@ -26,15 +26,25 @@ import numpy as np
 
 from training import phrases
 from training.lexicon import SOURCES, read_moby, read_mythes, read_wordnet
+from training.tortured import DEFAULT_PATH as TORTURED_DEFAULT
 
 logger = logging.getLogger(__name__)
 
 READERS = {"moby": read_moby, "wordnet": read_wordnet, "mythes": read_mythes}
 MAX_RANK = 65535
+PPS_BIT = 3
+"""The source bit of word links learnt from real spun phrase pairs (`normalizer.stages.candidates.SOURCE_NAMES`)."""
 
 
-def build_table(sources: tuple[str, ...] = SOURCES, min_zipf: float = 1.5, tables=tuple(phrases.TABLES)) -> dict:
-    """The inverted thesaurus and phrase tables as numpy arrays (see `normalizer.candidates.CandidateTable`)."""
+def build_table(
+    sources: tuple[str, ...] = SOURCES,
+    min_zipf: float = 1.5,
+    tables=tuple(phrases.TABLES),
+    tortured: list[tuple[str, str]] | None = None,
+) -> dict:
+    """The inverted thesaurus and phrase tables as numpy arrays (see `normalizer.candidates.CandidateTable`); with
+    `tortured` (real (spun, original) phrase pairs, `training.tortured`), their word links as the `pps` source and
+    their multiword phrases as phrase links."""
     from lemminflect import getAllInflections, getAllLemmas
     from wordfreq import zipf_frequency
 
@@ -55,6 +65,18 @@ def build_table(sources: tuple[str, ...] = SOURCES, min_zipf: float = 1.5, table
                     entry[1] = min(entry[1], rank)
         logger.info("%s read: %d links so far", name, len(links))
     phrase_links: set[tuple[str, str]] = set()
+    if tortured:
+        from training.tortured import lemma_links
+        from training.tortured import phrase_links as tortured_phrases
+
+        for (s, head), rank in lemma_links(tortured).items():
+            entry = links.get((s, head))
+            if entry is None:  # a link no thesaurus gives: ranked among the spinner's own choices for `head`
+                entry = links[(s, head)] = [0, rank]
+            entry[0] |= 1 << PPS_BIT
+        for s, heads in tortured_phrases(tortured).items():
+            phrase_links.update((s, h) for h in heads)
+        logger.info("tortured phrases: %d links so far, %d phrase links", len(links), len(phrase_links))
     for name in tables:
         for original, replacements in phrases.TABLES[name].items():
             for r in replacements:
@@ -79,7 +101,15 @@ def build_table(sources: tuple[str, ...] = SOURCES, min_zipf: float = 1.5, table
     form_list = sorted(forms)
     phrase_sorted = sorted(phrase_links)
     return {
-        "meta": json.dumps({"version": 1, "sources": list(sources), "min_zipf": min_zipf, "tables": list(tables)}),
+        "meta": json.dumps(
+            {
+                "version": 1,
+                "sources": list(sources) + (["pps"] if tortured else []),
+                "min_zipf": min_zipf,
+                "tables": list(tables),
+                "tortured_pairs": len(tortured or ()),
+            }
+        ),
         "vocab": np.array(vocab),
         "offsets": offsets,
         "originals": np.array([index[h] for _, h in order], dtype=np.int32),
@@ -97,9 +127,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--min-zipf", type=float, default=1.5, help="drop words rarer than this (Zipf scale)")
+    parser.add_argument(
+        "--tortured",
+        type=Path,
+        nargs="?",
+        const=TORTURED_DEFAULT,
+        default=None,
+        help="add the word and phrase links of real spun phrase pairs (training and dev splits only; default file: "
+        "../shared/corpora/tortured_phrases.jsonl)",
+    )
+    parser.add_argument(
+        "--tortured-splits", nargs="+", default=["train", "dev"], choices=("train", "dev"), help="splits learnt from"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    table = build_table(tuple(args.sources), args.min_zipf)
+    tortured = None
+    if args.tortured:
+        from training.tortured import learning_pairs
+
+        tortured = learning_pairs(args.tortured, tuple(args.tortured_splits))
+    table = build_table(tuple(args.sources), args.min_zipf, tortured=tortured)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **table)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, {len(table['originals'])} links)")

@@ -19,7 +19,9 @@ from normalizer.edits import SPINTAX_RE, Token, spintax_alternatives
 from normalizer.inflection import analyses, inflect, match_case
 
 UNKNOWN_RANK = 65535
-SOURCE_NAMES = ("moby", "wordnet", "mythes")
+SOURCE_NAMES = ("moby", "wordnet", "mythes", "pps")
+"""Bit k of a link's source mask: the thesauri, and `pps`, word links learnt from real spun phrase pairs of the
+Problematic Paper Screener (`training.tortured`)."""
 MIN_FORM_ZIPF = 1.0
 """An inflected candidate must be at least this frequent (Zipf) to count as English: lemminflect happily builds
 "dones" from "done"."""

@@ -28,6 +28,8 @@ class Channel:
     """`original\\tspun` (lower case) -> count."""
     originals: dict[str, int] = field(default_factory=dict)
     """original (lower case) -> how many times it was swapped for anything."""
+    parts: dict[str, int] = field(default_factory=dict)
+    """What was counted: part name (`simulated`, `tortured`) -> pairs."""
 
     @classmethod
     def from_pairs(cls, pairs) -> Channel:
@@ -46,6 +48,16 @@ class Channel:
                 originals[o] += 1
         return cls(dict(swaps), dict(originals))
 
+    def merged(self, other: Channel, part: str, pairs: int) -> Channel:
+        """This channel's counts plus `other`'s, with `part` (`pairs` pairs) recorded; a part already counted is a
+        ValueError (merging twice would double it)."""
+        if part in self.parts:
+            raise ValueError(f"the channel already counts {part!r} ({self.parts[part]} pairs)")
+        swaps, originals = Counter(self.swaps), Counter(self.originals)
+        swaps.update(other.swaps)
+        originals.update(other.originals)
+        return Channel(dict(swaps), dict(originals), {**self.parts, part: pairs})
+
     def log_prob(self, original: str, spun: str) -> tuple[float, bool]:
         """Smoothed log P(spun | original) and whether the swap was ever seen."""
         o, s = original.lower(), spun.lower()
@@ -55,7 +67,8 @@ class Channel:
 
     def save(self, directory: str | Path) -> None:
         with gzip.GzipFile(Path(directory) / CHANNEL_FILE, "wb", mtime=0) as f:
-            f.write(json.dumps({"swaps": self.swaps, "originals": self.originals}, sort_keys=True).encode())
+            data = {"swaps": self.swaps, "originals": self.originals, "parts": self.parts}
+            f.write(json.dumps(data, sort_keys=True).encode())
 
     @classmethod
     def load(cls, directory: str | Path) -> Channel:
@@ -69,6 +82,7 @@ class Channel:
         return cls(
             {str(k): int(v) for k, v in data["swaps"].items()},
             {str(k): int(v) for k, v in data.get("originals", {}).items()},
+            {str(k): int(v) for k, v in data.get("parts", {}).items()},
         )
 
 
