@@ -31,7 +31,7 @@ import numpy as np
 from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
-from normalizer.stages.candidates import Candidate, CandidateTable, spintax_candidates
+from normalizer.stages.candidates import SOURCE_NAMES, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
     CHEAP_FEATURES,
@@ -46,6 +46,9 @@ from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker
 
 logger = logging.getLogger(__name__)
+
+PPS_SOURCE = 1 << SOURCE_NAMES.index("pps")
+"""The source bit of the table's links learnt from real spun phrase pairs."""
 
 
 @dataclass
@@ -75,6 +78,10 @@ class PipelineConfig:
     dictionary_key_prior: float = 1.5
     """The same prior where the spun span is itself a key of the dictionary (the spinner would have replaced it had
     it been the original, so it is very likely a replacement)."""
+    pps_prior: float | None = None
+    """For a candidate the real spinner pairs link (the `pps` source of the table, `training.tortured`): the log-odds
+    before the language model's evidence that the span is a swap of it, as for a dictionary: its confidence is at
+    least sigmoid(lm_gain + pps_prior). None: such links are ranked like any other."""
     document_prior: dict | None = None
     """`normalizer.restorer.DocumentPrior` settings (`rate`, `strength`, `max_shift`): each document's confidences
     moved to its own estimated spin density; None: off."""
@@ -386,7 +393,7 @@ class Pipeline(Restorer):
             by_span: dict[tuple[int, int], list[tuple[float, int, Scored]]] = {}
             for k, (s, score) in enumerate(zip(piece.candidates, scores.tolist())):
                 s.features["prerank"] = score
-                if s.candidate.kind == "spintax" or s.candidate.dictionary or score >= cfg.gate:
+                if s.candidate.kind == "spintax" or self.evidenced(s.candidate) or score >= cfg.gate:
                     by_span.setdefault((s.candidate.first, s.candidate.last), []).append((score, k, s))
             kept = []
             for group in by_span.values():
@@ -397,8 +404,10 @@ class Pipeline(Restorer):
                     for g in group
                     if guard_reason(g[2].candidate.before, g[2].candidate.after, self.guard, left(piece, g[2])) is None
                 ]
-                # A user's dictionary is evidence of its own: its candidates are always rescored.
-                kept += allowed[: cfg.prerank_k] + [g for g in allowed[cfg.prerank_k :] if g[2].candidate.dictionary]
+                # A spinner's dictionary (a user's, or the real pairs' links) is evidence of its own: its candidates
+                # are always rescored.
+                extra = [g for g in allowed[cfg.prerank_k :] if self.evidenced(g[2].candidate)]
+                kept += allowed[: cfg.prerank_k] + extra
             piece.candidates = [s for _, _, s in kept]
         return batch
 
@@ -431,10 +440,21 @@ class Pipeline(Restorer):
             s.features.update(rescore_features(s.features["prerank"], gain, best[key], surprisal))
         return batch
 
+    def evidenced(self, c: Candidate) -> bool:
+        """A spinner's dictionary says it writes `c.before` for `c.after`: a user's, or the real pairs' links."""
+        return c.dictionary or (self.config.pps_prior is not None and bool(c.sources & PPS_SOURCE))
+
     def dictionary_confidence(self, c: Candidate, lm_gain: float) -> float:
-        """sigmoid(LM gain + the dictionary prior for this kind of span) of a dictionary candidate."""
-        prior = self.config.dictionary_key_prior if c.dictionary_key else self.config.dictionary_prior
-        return 1.0 / (1.0 + math.exp(-max(min(lm_gain + prior, 30.0), -30.0)))
+        """sigmoid(LM gain + the dictionary prior for this kind of span) of a dictionary candidate (the best of the
+        user's and the real pairs' where both link it); 0 for any other."""
+        priors = []
+        if c.dictionary:
+            priors.append(self.config.dictionary_key_prior if c.dictionary_key else self.config.dictionary_prior)
+        if self.config.pps_prior is not None and c.sources & PPS_SOURCE:
+            priors.append(self.config.pps_prior)
+        if not priors:
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-max(min(lm_gain + max(priors), 30.0), -30.0)))
 
     def rank(self, found: list[Scored]) -> list[Edit]:
         """Stage 5: per span the likeliest candidate, as an edit whose confidence is the ranker's probability and
@@ -447,7 +467,7 @@ class Pipeline(Restorer):
         for p, s in zip(probs.tolist(), found):
             c = s.candidate
             spintax = c.kind == "spintax"
-            if c.dictionary:
+            if self.evidenced(c):
                 p = max(p, self.dictionary_confidence(c, s.features["lm_gain"]))
             p, rank = (1.0, s.features["lm_gain"]) if spintax else (p, p)
             key = (c.first, c.last)
