@@ -105,6 +105,7 @@ def measure(restorer: Restorer, rows: list[dict], lines: str = "document") -> di
     m["err_in"] = sum(edit_distance(words(s), words(o)) for s, o in zip(spun, original))
     m["err_out"] = sum(edit_distance(words(s), words(o)) for s, o in zip(outputs, original))
     m["paragraphs_unchanged"] = paragraph_unchanged(spun, outputs)
+    m["exact"] = sum(o == g for o, g in zip(outputs, original)) / max(len(rows), 1)
     return {**m, **pool([m])}
 
 

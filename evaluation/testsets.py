@@ -236,6 +236,69 @@ def build_document_sets(out_dir: str | Path, per_set: int = 30, seed: int = 1357
     return written
 
 
+CARRIERS = (
+    "In this paper, we propose a new method based on {} for the task.",
+    "The results show that {} improves the performance of the model.",
+    "Previous studies have applied {} to a wide range of problems.",
+    "We compare our approach with {} on three public datasets.",
+    "The role of {} in this setting has not been studied in detail.",
+    "Recent advances in {} have attracted considerable attention.",
+    "This section describes how {} was used in the experiments.",
+    "Several authors have reported that {} is an important factor.",
+    "The proposed approach combines {} with a simple classifier.",
+    "Table 2 summarises the results obtained with {} on the test set.",
+    "Our analysis focuses on {} and its effect on the outcome.",
+    "These findings suggest that {} deserves further study.",
+)
+"""Carrier sentences of scientific prose for the tortured-phrase sets: a noun phrase fits each slot."""
+
+
+def build_tortured_sets(
+    out_dir: str | Path, per_set: int = 200, seed: int = 4321, pairs: str | Path | None = None
+) -> list[Path]:
+    """`tortured-<split>.jsonl` for the dev and test splits of `training.tortured` (by original phrase, so no test
+    phrase was learnt from whole): per set, `per_set` distinct originals, one of their real spun variants each, in a
+    carrier sentence (`CARRIERS`). The right output is the carrier with the original phrase."""
+    from training.tortured import CREDIT, DEFAULT_PATH, read_pairs, split_pairs
+
+    out_dir = Path(out_dir)
+    splits = split_pairs(read_pairs(pairs or DEFAULT_PATH))
+    written = []
+    for k, split in enumerate(("dev", "test")):
+        rng = random.Random(seed + k)
+        by_original: dict[str, list[str]] = {}
+        for spun, original in splits[split]:
+            by_original.setdefault(original, []).append(spun)
+        originals = rng.sample(sorted(by_original), min(per_set, len(by_original)))
+        rows = []
+        for n, original in enumerate(originals):
+            spun = rng.choice(by_original[original])
+            carrier = CARRIERS[n % len(CARRIERS)]
+            rows.append(
+                {
+                    "id": f"tortured-{split}-{n}",
+                    "spun": carrier.format(spun),
+                    "original": carrier.format(original),
+                    "spun_phrase": spun,
+                    "original_phrase": original,
+                    "profile": "tortured",
+                    "rate": 1.0,
+                }
+            )
+        path = out_dir / f"tortured-{split}.jsonl"
+        meta = {
+            "builder": "python -m evaluation.testsets --tortured-sets",
+            "seed": seed,
+            "kind": "tortured",
+            "split": split,
+            "held_out": split == "test",
+            "credit": CREDIT,
+        }
+        _write(path, rows, meta)
+        written.append(path)
+    return written
+
+
 def load_testset(path: str | Path) -> list[dict]:
     """Rows of a test-set JSONL file (each with `spun` and `original`)."""
     rows = []
@@ -269,8 +332,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="build only the whole-document sets (DOCUMENT_SETS): held-out test sets and dev sets",
     )
+    parser.add_argument(
+        "--tortured-sets",
+        action="store_true",
+        help="build only the tortured-phrase sets (real spun phrases of papers in carrier sentences): dev and test",
+    )
     args = parser.parse_args(argv)
-    if args.document_sets:
+    if args.tortured_sets:
+        paths = build_tortured_sets(args.out)
+    elif args.document_sets:
         paths = build_document_sets(args.out)
     elif args.thesaurus_sets:
         paths = build_thesaurus_sets(args.out, args.per_set)
