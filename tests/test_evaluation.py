@@ -74,3 +74,29 @@ def test_bench_runs_on_tiny_model(tmp_path, saved_model_dir):
     result = bench(str(saved_model_dir), [r["spun"] for r in ROWS if r["spun"]], "cpu", [1, 4], latency_n=3)
     assert result["sentences"] == 4 and len(result["throughput"]) == 2
     assert all(t["sentences_per_s"] > 0 and t["ratio_to_plain_generate"] > 0 for t in result["throughput"])
+
+
+def test_prerank_k_replay_keeps_the_best_k_per_span_and_takes_the_gap_again():
+    from types import SimpleNamespace
+
+    from evaluation.prerank_k import truncate
+    from normalizer.engines.pipeline import Scored
+    from normalizer.stages.candidates import Candidate
+
+    def scored(first, after, prerank, gain, dictionary=False):
+        c = Candidate(0, 1, first, first + 1, "x", after, "thesaurus", dictionary=dictionary)
+        return Scored(c, [1], {"prerank": prerank, "lm_gain": gain, "gain_gap": 0.0})
+
+    found = [
+        scored(0, "a", -1.0, 1.0),
+        scored(0, "b", -0.5, 3.0),
+        scored(0, "c", -3.0, 5.0),
+        scored(0, "d", -4.0, 9.0, dictionary=True),  # a dictionary's candidate is always kept
+        scored(1, "e", -2.0, 2.0),
+    ]
+    pipe = SimpleNamespace(evidenced=lambda c: c.dictionary)
+    kept = {(s.candidate.first, s.candidate.after): s.features["gain_gap"] for s in truncate(pipe, found, 1)}
+    assert kept == {(0, "b"): 3.0 - 9.0, (0, "d"): 0.0, (1, "e"): 0.0}
+    kept = {(s.candidate.first, s.candidate.after) for s in truncate(pipe, found, 2)}
+    assert kept == {(0, "b"), (0, "a"), (0, "d"), (1, "e")}
+    assert found[1].features["gain_gap"] == 0.0  # the scored features are not changed

@@ -1,0 +1,79 @@
+"""How many candidates per span need full rescoring (`PipelineConfig.prerank_k`): quality per k from one scoring.
+
+    python -m evaluation.prerank_k --testsets data/testsets/documents-dev-*.jsonl --limit 8 \
+        --ks 1 2 3 4 --out reports/prerank-k-dev.json
+
+Rescoring (the continuations) is most of the pipeline's time, and it grows with the candidates kept per span. Every
+piece is scored once at the checkpoint's `prerank_k` (stages 1-4); a smaller k is then replayed exactly: per span
+only the best k by pre-ranker score stay (with the candidates a dictionary always keeps), each one's `gain_gap` is
+taken again against the best gain among those kept, and the ranker, the document prior and the threshold run
+through the real `Restorer` path (`evaluation.calibrate.Replay`). Reported per k: word P / R, ERR, clean paragraphs
+unchanged, and the candidates rescored per piece (the cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evaluation.calibrate import Replay, measure, pool
+from evaluation.testsets import load_testset
+from normalizer.engines.pipeline import Pipeline, Scored
+
+
+def truncate(pipeline: Pipeline, found: list[Scored], k: int) -> list[Scored]:
+    """The candidates a pre-ranking to `k` per span would have rescored, with `gain_gap` taken again."""
+    by_span: dict[tuple[int, int], list[Scored]] = {}
+    for s in found:
+        by_span.setdefault((s.candidate.first, s.candidate.last), []).append(s)
+    kept = []
+    for group in by_span.values():
+        group.sort(key=lambda s: -s.features["prerank"])
+        chosen = group[:k] + [s for s in group[k:] if s.candidate.kind == "spintax" or pipeline.evidenced(s.candidate)]
+        best = max(s.features["lm_gain"] for s in chosen)
+        for s in chosen:
+            kept.append(Scored(s.candidate, s.ids, {**s.features, "gain_gap": s.features["lm_gain"] - best}))
+    return kept
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default=None)
+    parser.add_argument("--testsets", nargs="+", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    pipeline = Pipeline.from_pretrained(args.pipeline)
+    if max(args.ks) > pipeline.config.prerank_k:
+        parser.error(f"--ks up to the checkpoint's prerank_k ({pipeline.config.prerank_k})")
+    sets = {}
+    for path in args.testsets:
+        rows = load_testset(path)[: args.limit]
+        texts = [r["spun"] for r in rows]
+        pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))
+        sets[path.stem.removeprefix("documents-")] = (rows, dict(zip(pieces, pipeline.score(pieces, progress=True))))
+    results = []
+    for k in args.ks:
+        per_set = {}
+        for name, (rows, scored) in sets.items():
+            kept = {piece: truncate(pipeline, found, k) for piece, found in scored.items()}
+            store = {piece: pipeline.rank(found) for piece, found in kept.items()}
+            m = measure(Replay(pipeline, store, pipeline.threshold, pipeline.document_prior), rows)
+            m["rescored_per_piece"] = sum(map(len, kept.values())) / max(len(kept), 1)
+            per_set[name] = m
+        spun = [m for n, m in per_set.items() if "clean" not in n]
+        entry = {"prerank_k": k, "spun": pool(spun), "sets": per_set}
+        entry["clean"] = {n: m["paragraphs_unchanged"] for n, m in per_set.items() if "clean" in n}
+        entry["rescored_per_piece"] = sum(m["rescored_per_piece"] for m in per_set.values()) / len(per_set)
+        results.append(entry)
+        print(json.dumps({key: entry[key] for key in ("prerank_k", "spun", "clean", "rescored_per_piece")}), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python -m evaluation.prerank_k", *(argv if argv is not None else sys.argv[1:])])
+    args.out.write_text(json.dumps({"command": command, "results": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
