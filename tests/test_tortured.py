@@ -9,6 +9,7 @@ import pytest
 from helpers import tiny_lm_dir
 from test_pipeline import ranker_trusting
 
+from normalizer.edits import tokenize
 from normalizer.engines.pipeline import PPS_SOURCE, Pipeline, PipelineConfig
 from normalizer.stages.candidates import CandidateTable
 from normalizer.stages.lm import LanguageModel
@@ -117,3 +118,22 @@ def test_tortured_sets_put_held_out_phrases_in_carrier_sentences(tmp_path):
             assert tortured.split_of(row["original_phrase"]) == name.removeprefix("tortured-")
     meta = json.loads((tmp_path / "sets" / "tortured-test.meta.json").read_text())
     assert meta["held_out"] and "Problematic Paper Screener" in meta["credit"]
+
+
+def test_built_table_holds_the_pairs_links_as_the_pps_source(tmp_path):
+    import numpy as np
+
+    from training.candidates import build_table
+
+    pairs = [("vitality market", "energy market"), ("profound highlights", "deep features")]
+    arrays = build_table(sources=(), tables=(), tortured=pairs)
+    path = tmp_path / "candidates.npz"
+    np.savez_compressed(path, **arrays)
+    table = CandidateTable.load(path)
+    assert table.meta["sources"] == ["pps"] and table.meta["tortured_pairs"] == 2
+    links = {o: mask for o, mask, _ in table.originals("highlight")}
+    assert links == {"feature": PPS_SOURCE}
+    text = "The vitality market uses profound highlights."
+    found = {(c.before, c.after, c.kind) for c in table.propose(text, tokenize(text))}
+    assert ("highlights", "features", "thesaurus") in found  # inflected like the spun word
+    assert ("vitality market", "energy market", "phrase") in found  # the whole spun phrase
