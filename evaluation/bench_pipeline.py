@@ -107,15 +107,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--testset", type=Path, required=True)
     parser.add_argument("--n", type=int, default=20, help="documents from the test set")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto); CUDA runs in bf16")
+    parser.add_argument("--batch-size", type=int, default=None, help="sentences per LM pass (default: checkpoint)")
+    parser.add_argument(
+        "--continuation-batch", type=int, default=None, help="candidates rescored per forward call (default: 64)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t = time.perf_counter()
-    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm)
+    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm, device=args.device, batch_size=args.batch_size)
+    if args.continuation_batch:
+        pipeline.lm.continuation_batch = args.continuation_batch
     load = time.perf_counter() - t
     docs = [r["spun"] for r in load_testset(args.testset)[: args.n]]
-    result = {"machine": machine(), "load_seconds": load, "lm_dtype": str(pipeline.lm.dtype), **bench(pipeline, docs)}
+    result = {
+        "machine": machine(),
+        "device": str(pipeline.lm.device),
+        "load_seconds": load,
+        "lm_dtype": str(pipeline.lm.dtype),
+        "batch_size": pipeline.config.batch_size,
+        "continuation_batch": pipeline.lm.continuation_batch,
+        **bench(pipeline, docs),
+    }
     result["command"] = "python -m evaluation.bench_pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
