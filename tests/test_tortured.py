@@ -10,8 +10,8 @@ from helpers import tiny_lm_dir
 from test_pipeline import ranker_trusting
 
 from normalizer.edits import tokenize
-from normalizer.engines.pipeline import PPS_SOURCE, Pipeline, PipelineConfig
-from normalizer.stages.candidates import CandidateTable
+from normalizer.engines.pipeline import Pipeline, PipelineConfig
+from normalizer.stages.candidates import PPS_SOURCE, CandidateTable
 from normalizer.stages.lm import LanguageModel
 from normalizer.stages.ranker import Channel
 from training import tortured

@@ -24,16 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from normalizer.stages.candidates import PPS_SOURCE
 from training import phrases
 from training.lexicon import SOURCES, read_moby, read_mythes, read_wordnet
 from training.tortured import DEFAULT_PATH as TORTURED_DEFAULT
+from training.tortured import lemma_links
+from training.tortured import phrase_links as tortured_phrases
 
 logger = logging.getLogger(__name__)
 
 READERS = {"moby": read_moby, "wordnet": read_wordnet, "mythes": read_mythes}
 MAX_RANK = 65535
-PPS_BIT = 3
-"""The source bit of word links learnt from real spun phrase pairs (`normalizer.stages.candidates.SOURCE_NAMES`)."""
 
 
 def build_table(
@@ -66,14 +67,11 @@ def build_table(
         logger.info("%s read: %d links so far", name, len(links))
     phrase_links: set[tuple[str, str]] = set()
     if tortured:
-        from training.tortured import lemma_links
-        from training.tortured import phrase_links as tortured_phrases
-
         for (s, head), rank in lemma_links(tortured).items():
             entry = links.get((s, head))
             if entry is None:  # a link no thesaurus gives: ranked among the spinner's own choices for `head`
                 entry = links[(s, head)] = [0, rank]
-            entry[0] |= 1 << PPS_BIT
+            entry[0] |= PPS_SOURCE
         for s, heads in tortured_phrases(tortured).items():
             phrase_links.update((s, h) for h in heads)
         logger.info("tortured phrases: %d links so far, %d phrase links", len(links), len(phrase_links))

@@ -32,7 +32,6 @@ CREDIT = "Problematic Paper Screener, Cabanac, Labbé & Magazinov (CC BY 4.0)"
 SPLITS = ("train", "dev", "test")
 _ACRONYM = re.compile(r"\s*\([^()]*\)\s*$")
 _PLAIN = re.compile(r"^[a-z0-9][a-z0-9 '\-]*[a-z0-9]$")
-MIN_LINK_COUNT = 1
 
 
 def clean(phrase: str) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
-from normalizer.stages.candidates import SOURCE_NAMES, Candidate, CandidateTable, spintax_candidates
+from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
     CHEAP_FEATURES,
@@ -46,9 +46,6 @@ from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker
 
 logger = logging.getLogger(__name__)
-
-PPS_SOURCE = 1 << SOURCE_NAMES.index("pps")
-"""The source bit of the table's links learnt from real spun phrase pairs."""
 
 
 @dataclass

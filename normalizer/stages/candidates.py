@@ -22,6 +22,8 @@ UNKNOWN_RANK = 65535
 SOURCE_NAMES = ("moby", "wordnet", "mythes", "pps")
 """Bit k of a link's source mask: the thesauri, and `pps`, word links learnt from real spun phrase pairs of the
 Problematic Paper Screener (`training.tortured`)."""
+PPS_SOURCE = 1 << SOURCE_NAMES.index("pps")
+"""The source bit of links learnt from real spun phrase pairs."""
 MIN_FORM_ZIPF = 1.0
 """An inflected candidate must be at least this frequent (Zipf) to count as English: lemminflect happily builds
 "dones" from "done"."""
