@@ -76,10 +76,15 @@ def test_cached_continuations_equal_full_rescoring(lm):
     assert state.gathered[0][0] == pytest.approx(naive_continuation(lm, seqs[0], 2, [7]), abs=1e-4)
     assert state.gathered[0][1] == pytest.approx(state.token_lp[0][3], abs=1e-5)
     assert state.gathered[0][0] != pytest.approx(state.gathered[0][1], abs=1e-3)
-    items = [(0, 2, [12, 13]), (0, 6, [5]), (1, 1, [6, 7, 8]), (1, 3, [9])]
+    # Fed again from the prefix's last token (not gathered) and taken from the first pass (gathered: (2, 7), (3, 7)).
+    items = [(0, 2, [12, 13]), (0, 6, [5]), (1, 1, [6, 7, 8]), (1, 3, [9]), (0, 2, [7, 8, 9]), (0, 3, [7, 12])]
     got = lm.continuations(state, items)
     for (b, p, cont), g in zip(items, got):
         assert g == pytest.approx(naive_continuation(lm, seqs[b], p, cont), abs=1e-4)
+    # A one-token continuation the first pass gathered needs no forward call at all.
+    before = lm.passes
+    assert lm.continuations(state, [(0, 3, [7]), (0, 2, [7])]) == pytest.approx(state.gathered[0][::-1], abs=1e-6)
+    assert lm.passes == before
 
 
 def ranker_trusting(feature: str, names=FEATURES) -> Ranker:

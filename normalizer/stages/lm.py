@@ -63,6 +63,8 @@ class FirstPass:
     """Log-probability of each token given the ones before it (0 for the start token)."""
     gathered: list[list[float]]
     """The requested next-token log-probabilities, per sentence."""
+    next_lp: list[dict[tuple[int, int], float]]
+    """The same, per sentence, by (position, token): what a continuation there need not compute again."""
 
 
 class LanguageModel:
@@ -84,6 +86,7 @@ class LanguageModel:
 
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._forward_params = set(params)
         self.passes = 0
         """Forward calls so far (first passes and continuation batches), for tests and benchmarks."""
 
@@ -116,61 +119,77 @@ class LanguageModel:
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
         self.passes += 1
-        logp = torch.log_softmax(out.logits.float(), -1)  # (B, T, V)
-        token_lp = torch.zeros(len(seqs), width, device=logp.device)
-        token_lp[:, 1:] = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        # log-softmax without a second (B, T, V) tensor: the logits less their log-normaliser, where wanted.
+        logits = out.logits.float()
+        norm = torch.logsumexp(logits, -1)  # (B, T)
+        token_lp = torch.zeros(len(seqs), width, device=logits.device)
+        token_lp[:, 1:] = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - norm[:, :-1]
         gathered = []
         for b, wanted in enumerate(gathers):
             if wanted:
-                pos = torch.tensor([p - 1 for p, _ in wanted], device=logp.device)
-                tok = torch.tensor([t for _, t in wanted], device=logp.device)
-                gathered.append(logp[b, pos, tok].tolist())
+                pos = torch.tensor([p - 1 for p, _ in wanted], device=logits.device)
+                tok = torch.tensor([t for _, t in wanted], device=logits.device)
+                gathered.append((logits[b, pos, tok] - norm[b, pos]).tolist())
             else:
                 gathered.append([])
         past = getattr(out, "cache", None) if self._cache_arg == "cache" else out.past_key_values
         cache = [(layer.keys, layer.values) for layer in past.layers]
         rows = token_lp.tolist()
-        return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered)
+        next_lp = [{(p, t): lp for (p, t), lp in zip(wanted, got)} for wanted, got in zip(gathers, gathered)]
+        return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered, next_lp)
 
     @torch.inference_mode()
     def continuations(self, state: FirstPass, items: list[tuple[int, int, list[int]]]) -> list[float]:
         """For each (sentence b, prefix length p, ids): log P(ids | seqs[b][:p]), from the first pass's cache.
 
-        The last prefix token is fed again with the continuation (its logits predict the first id), over the cache
-        of positions [0, p-1); cached positions from p-1 on are masked out.
+        Where the first pass gathered ids[0] after position p (`FirstPass.next_lp`), its log-probability is taken
+        from there and only ids is fed, over the cache of positions [0, p); otherwise the last prefix token is fed
+        again before ids (its logits predict ids[0]), over the cache of [0, p-1). Cached positions from there on are
+        masked out, and the vocabulary projection runs only where a next token is scored.
         """
         from transformers import DynamicCache
 
         results: list[float] = [0.0] * len(items)
         width = state.ids.shape[1]
-        order = sorted(range(len(items)), key=lambda i: len(items[i][2]))  # similar lengths batch with less padding
-        for k in range(0, len(order), self.continuation_batch):
-            which = order[k : k + self.continuation_batch]
-            chunk = [items[i] for i in which]
-            rows = torch.tensor([b for b, _, _ in chunk], device=self.device)
-            n_new = max(len(c) for _, _, c in chunk) + 1
+        feeds = []  # (item index, sentence, cached positions, tokens fed, log-probability known before the pass)
+        for i, (b, p, cont) in enumerate(items):
+            known = state.next_lp[b].get((p, cont[0])) if cont else None
+            if known is None:
+                feeds.append((i, b, p - 1, [int(state.ids[b, p - 1])] + list(cont), 0.0))
+            elif len(cont) == 1:
+                results[i] = known
+            else:
+                feeds.append((i, b, p, list(cont), known))
+        feeds.sort(key=lambda f: len(f[3]))  # similar lengths batch with less padding
+        keep_arg = "logits_to_keep" if "logits_to_keep" in self._forward_params else None
+        for k in range(0, len(feeds), self.continuation_batch):
+            chunk = feeds[k : k + self.continuation_batch]
+            rows = torch.tensor([b for _, b, _, _, _ in chunk], device=self.device)
+            n_new = max(len(fed) for _, _, _, fed, _ in chunk)
             new = torch.zeros(len(chunk), n_new, dtype=torch.long)
             mask = torch.zeros(len(chunk), width + n_new, dtype=torch.long)
             positions = torch.zeros(len(chunk), n_new, dtype=torch.long)
-            for r, (b, p, cont) in enumerate(chunk):
-                new[r, : len(cont) + 1] = torch.tensor([int(state.ids[b, p - 1])] + cont)
-                mask[r, : p - 1] = 1
-                mask[r, width : width + len(cont) + 1] = 1
-                positions[r] = torch.arange(p - 1, p - 1 + n_new)
+            for r, (_, _, cached, fed, _) in enumerate(chunk):
+                new[r, : len(fed)] = torch.tensor(fed)
+                mask[r, :cached] = 1
+                mask[r, width : width + len(fed)] = 1
+                positions[r] = torch.arange(cached, cached + n_new)
             cache = DynamicCache(ddp_cache_data=[(k_[rows], v_[rows]) for k_, v_ in state.cache])
+            extra = {keep_arg: torch.arange(n_new - 1, device=self.device)} if keep_arg else {}
             out = self.model(
                 input_ids=new.to(self.device),
                 attention_mask=mask.to(self.device),
                 position_ids=positions.to(self.device),
                 use_cache=False,
                 **{self._cache_arg: cache},
+                **extra,
             )
             self.passes += 1
-            logp = torch.log_softmax(out.logits.float(), -1)  # (R, n_new, V)
-            target = new[:, 1:].to(logp.device)
-            lp = logp[:, :-1].gather(-1, target[..., None])[..., 0]  # (R, n_new-1)
-            for r, (_, _, cont) in enumerate(chunk):
-                results[which[r]] = float(lp[r, : len(cont)].sum())
+            logits = out.logits[:, : n_new - 1].float()  # (R, n_new-1, V): position j predicts fed token j+1
+            target = new[:, 1:].to(logits.device)
+            lp = logits.gather(-1, target[..., None])[..., 0] - torch.logsumexp(logits, -1)
+            for r, (i, _, _, fed, known) in enumerate(chunk):
+                results[i] = known + float(lp[r, : len(fed) - 1].sum())
         return results
 
     @torch.inference_mode()
