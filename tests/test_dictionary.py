@@ -181,3 +181,19 @@ def test_dictionary_priors_are_chosen_for_precision_then_recall():
     assert (
         loose["edits"] == 3 and loose["precision"] == pytest.approx(2 / 3) and loose["recall"] == pytest.approx(2 / 3)
     )
+
+
+@pytest.mark.parametrize("cap", [None, 0, 1, 2])
+def test_dictionary_k_caps_the_dictionary_candidates_rescored_per_span(table, tmp_path, cap):  # noqa: F811
+    # "mentioned" is an alternative of five keys: without a cap all five are rescored, with one only the best
+    # `cap` of them beyond prerank_k.
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    keys = ["said", "noted", "told", "added", "stated"]
+    dictionary = SpinnerDictionary.from_lines([f"{k}|mentioned" for k in keys])
+    config = PipelineConfig(gate=-100.0, prerank_k=1, dictionary_k=cap)
+    pipe = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config, dictionary=dictionary)
+    found = pipe.score(["He mentioned it."])[0]
+    linked = [s for s in found if s.candidate.before == "mentioned" and s.candidate.dictionary]
+    assert len(linked) == (5 if cap is None else min(5, 1 + cap))
+    with pytest.raises(ValueError):
+        PipelineConfig(dictionary_k=-1)

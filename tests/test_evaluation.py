@@ -100,3 +100,7 @@ def test_prerank_k_replay_keeps_the_best_k_per_span_and_takes_the_gap_again():
     kept = {(s.candidate.first, s.candidate.after) for s in truncate(pipe, found, 2)}
     assert kept == {(0, "b"), (0, "a"), (0, "d"), (1, "e")}
     assert found[1].features["gain_gap"] == 0.0  # the scored features are not changed
+    # A higher gate drops the candidates under it before the top k (a dictionary's stays); a span left with none
+    # has no candidate at all.
+    kept = {(s.candidate.first, s.candidate.after): s.features["gain_gap"] for s in truncate(pipe, found, 2, -1.5)}
+    assert kept == {(0, "b"): 3.0 - 9.0, (0, "a"): 1.0 - 9.0, (0, "d"): 0.0}

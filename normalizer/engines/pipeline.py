@@ -75,6 +75,9 @@ class PipelineConfig:
     dictionary_key_prior: float = 1.5
     """The same prior where the spun span is itself a key of the dictionary (the spinner would have replaced it had
     it been the original, so it is very likely a replacement)."""
+    dictionary_k: int | None = None
+    """Candidates per span that a spinner's dictionary links kept for rescoring beyond `prerank_k`, best pre-ranker
+    score first (a word that is an alternative of a hundred keys costs a hundred rescorings otherwise); None: all."""
     pps_prior: float | None = None
     """For a candidate the real spinner pairs link (the `pps` source of the table, `training.tortured`): the log-odds
     before the language model's evidence that the span is a swap of it, as for a dictionary: its confidence is at
@@ -86,6 +89,8 @@ class PipelineConfig:
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
             raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
+        if self.dictionary_k is not None and self.dictionary_k < 0:
+            raise ValueError(f"dictionary_k must be None or >= 0, got {self.dictionary_k}")
         if self.threshold is not None:
             check_threshold(self.threshold)
         if self.max_lm_tokens < 8:
@@ -402,8 +407,8 @@ class Pipeline(Restorer):
                     if guard_reason(g[2].candidate.before, g[2].candidate.after, self.guard, left(piece, g[2])) is None
                 ]
                 # A spinner's dictionary (a user's, or the real pairs' links) is evidence of its own: its candidates
-                # are always rescored.
-                extra = [g for g in allowed[cfg.prerank_k :] if self.evidenced(g[2].candidate)]
+                # are rescored beyond prerank_k (up to dictionary_k more).
+                extra = [g for g in allowed[cfg.prerank_k :] if self.evidenced(g[2].candidate)][: cfg.dictionary_k]
                 kept += allowed[: cfg.prerank_k] + extra
             piece.candidates = [s for _, _, s in kept]
         return batch
