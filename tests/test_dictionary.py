@@ -197,3 +197,62 @@ def test_dictionary_k_caps_the_dictionary_candidates_rescored_per_span(table, tm
     assert len(linked) == (5 if cap is None else min(5, 1 + cap))
     with pytest.raises(ValueError):
         PipelineConfig(dictionary_k=-1)
+
+
+def test_dictionary_ranker_decides_a_dictionary_candidate_in_place_of_the_priors(table, tmp_path):  # noqa: F811
+    from normalizer.stages.features import DICTIONARY_FEATURES
+    from normalizer.stages.ranker import Ranker
+
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    # "stated" stands as a key of its own (the spinner would have replaced it): a swap; "agency" is not a key.
+    dictionary = SpinnerDictionary.from_lines(["said|stated", "stated|asserted", "firm|agency"])
+    config = PipelineConfig(gate=-100.0, threshold=0.5, dictionary_prior=-50.0, dictionary_key_prior=-50.0)
+    n = len(DICTIONARY_FEATURES)
+    weights = [10.0 if f == "dict_key" else 0.0 for f in DICTIONARY_FEATURES]
+    trusts_keys = Ranker(weights, -5.0, [0.0] * n, [1.0] * n, DICTIONARY_FEATURES)
+    spun = "The agency stated it."
+    priors_only = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config, dictionary=dictionary)
+    assert priors_only.normalize(spun) == spun
+    ranked = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config, dictionary=dictionary,
+                      dictionary_ranker=trusts_keys)  # fmt: skip
+    assert ranked.normalize(spun) == "The agency said it."
+    # What it reads: every feature it was trained on, from the scored candidate and the dictionary.
+    found = ranked.score([spun])[0]
+    s = next(s for s in found if s.candidate.after == "said")
+    from normalizer.stages.features import dictionary_features
+
+    record = dictionary_features(s.candidate, s.features, 0.5, dictionary)
+    assert set(record) >= set(DICTIONARY_FEATURES) and record["dict_key"] == 1.0 and record["ranker_logit"] == 0.0
+
+
+def test_dictionary_ranker_file_is_read_and_a_damaged_one_refused(tmp_path, pipeline_checkpoint):  # noqa: F811
+    from normalizer.checkpoint import DICTIONARY_RANKER_FILE
+    from normalizer.stages.features import DICTIONARY_FEATURES
+    from normalizer.stages.ranker import Ranker
+
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    assert Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu").dictionary_ranker is None
+    n = len(DICTIONARY_FEATURES)
+    Ranker([1.0] * n, 0.0, [0.0] * n, [1.0] * n, DICTIONARY_FEATURES).save(pipeline_checkpoint, DICTIONARY_RANKER_FILE)
+    loaded = Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu").dictionary_ranker
+    assert loaded is not None and loaded.features == DICTIONARY_FEATURES
+    (pipeline_checkpoint / DICTIONARY_RANKER_FILE).write_text('{"weights": "import os"}')
+    with pytest.raises(ValueError, match="dictionary_ranker.json"):
+        Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu")
+
+
+def test_dictionary_ranker_training_labels_each_linked_candidate(table, tmp_path):  # noqa: F811
+    from training.dictionary_ranker import gold_char_spans, labelled_rows
+
+    original = "The firm said it.\nHe said no."
+    spun = "The agency mentioned it.\nHe mentioned no."
+    assert gold_char_spans(spun, original) == {(4, 10, ("firm",)), (11, 20, ("said",)), (28, 37, ("said",))}
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    # "mentioned" is written for "said" and for "noted": one right and one wrong candidate at each of its spans.
+    dictionary = SpinnerDictionary.from_lines(["said|mentioned", "noted|mentioned", "firm|agency"])
+    pipe = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, PipelineConfig(gate=-100.0),
+                    dictionary=dictionary)  # fmt: skip
+    records, labels = labelled_rows(pipe, [{"spun": spun, "original": original}])
+    assert sorted(labels) == [0.0, 0.0, 1.0, 1.0, 1.0]
+    # Two keys write "mentioned", one writes "agency".
+    assert sorted(round(r["dict_log_keys"], 3) for r in records) == [0.0, 0.693, 0.693, 0.693, 0.693]
