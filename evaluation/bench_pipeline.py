@@ -112,12 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--continuation-batch", type=int, default=None, help="candidates rescored per forward call (default: 64)"
     )
+    parser.add_argument("--dictionary", action="append", default=[], help="a spinner dictionary file (repeatable)")
+    parser.add_argument(
+        "--dictionary-k", type=int, default=None, help="dictionary candidates rescored per span (default: checkpoint)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t = time.perf_counter()
-    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm, device=args.device, batch_size=args.batch_size)
+    pipeline = Pipeline.from_pretrained(
+        args.pipeline,
+        lm=args.lm,
+        device=args.device,
+        batch_size=args.batch_size,
+        dictionaries=args.dictionary,
+        dictionary_k=args.dictionary_k,
+    )
     if args.continuation_batch:
         pipeline.lm.continuation_batch = args.continuation_batch
     load = time.perf_counter() - t
@@ -129,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         "lm_dtype": str(pipeline.lm.dtype),
         "batch_size": pipeline.config.batch_size,
         "continuation_batch": pipeline.lm.continuation_batch,
+        "dictionaries": args.dictionary,
+        "dictionary_k": pipeline.config.dictionary_k,
         **bench(pipeline, docs),
     }
     result["command"] = "python -m evaluation.bench_pipeline " + " ".join(sys.argv[1:] if argv is None else argv)
