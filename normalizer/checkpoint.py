@@ -30,7 +30,6 @@ PIPELINE_FILE = "pipeline_config.json"
 CANDIDATES_FILE = "candidates.npz"
 RANKER_FILE = "ranker.json"
 PRERANKER_FILE = "preranker.json"
-DICTIONARY_RANKER_FILE = "dictionary_ranker.json"
 CHANNEL_FILE = "channel.json.gz"
 SPM_FILE = "spiece.model"
 

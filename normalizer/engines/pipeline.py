@@ -28,26 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from normalizer.checkpoint import (
-    CANDIDATES_FILE,
-    DICTIONARY_RANKER_FILE,
-    PIPELINE_FILE,
-    PRERANKER_FILE,
-    read_config,
-    resolve_checkpoint,
-)
+from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
 from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
     CHEAP_FEATURES,
-    DICTIONARY_FEATURES,
     DOCUMENT_FEATURES,
     SCHEMAS,
     DocumentStats,
     cheap_features,
-    dictionary_features,
     document_features,
     rescore_features,
 )
@@ -167,7 +158,6 @@ class Pipeline(Restorer):
         guard: GuardConfig = GuardConfig(),
         seq2seq=None,
         dictionary: SpinnerDictionary | None = None,
-        dictionary_ranker: Ranker | None = None,
     ):
         self.table = table
         self.lm = lm
@@ -181,9 +171,6 @@ class Pipeline(Restorer):
         """Optional `Seq2SeqRestorer` whose proposals join the candidates (and are a feature of every candidate)."""
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
-        self.dictionary_ranker = dictionary_ranker
-        """Optional: P(a dictionary candidate restores the original | `DICTIONARY_FEATURES`), in place of the
-        dictionary priors."""
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -253,11 +240,6 @@ class Pipeline(Restorer):
             config,
             seq2seq=seq2seq,
             dictionary=dictionaries if isinstance(dictionaries, SpinnerDictionary) else _dictionary(dictionaries),
-            dictionary_ranker=(
-                Ranker.load(directory, DICTIONARY_FEATURES, DICTIONARY_RANKER_FILE)
-                if (directory / DICTIONARY_RANKER_FILE).is_file()
-                else None
-            ),
         )
 
     # ---- the engine -------------------------------------------------------------------------------------------
@@ -464,25 +446,17 @@ class Pipeline(Restorer):
         """A spinner's dictionary says it writes `c.before` for `c.after`: a user's, or the real pairs' links."""
         return c.dictionary or (self.config.pps_prior is not None and bool(c.sources & PPS_SOURCE))
 
-    def dictionary_confidence(self, c: Candidate, features: dict[str, float], ranker_p: float = 0.0) -> float:
-        """A linked candidate's own confidence: for a user's dictionary, the dictionary ranker's probability where
-        the checkpoint has one (`DICTIONARY_FEATURES`), else sigmoid(LM gain + the dictionary prior for this kind of
-        span); for the real pairs' links, sigmoid(LM gain + `pps_prior`); the best where both link it; 0 for any
-        other candidate."""
-        lm_gain = features["lm_gain"]
-        confs = [0.0]
-        if c.dictionary and self.dictionary_ranker is not None:
-            record = dictionary_features(c, features, ranker_p, self.dictionary)
-            confs.append(float(self.dictionary_ranker.prob_records([record])[0]))
-        elif c.dictionary:
-            confs.append(
-                _sigmoid(
-                    lm_gain + (self.config.dictionary_key_prior if c.dictionary_key else self.config.dictionary_prior)
-                )
-            )
+    def dictionary_confidence(self, c: Candidate, lm_gain: float) -> float:
+        """sigmoid(LM gain + the dictionary prior for this kind of span) of a dictionary candidate (the best of the
+        user's and the real pairs' where both link it); 0 for any other."""
+        priors = []
+        if c.dictionary:
+            priors.append(self.config.dictionary_key_prior if c.dictionary_key else self.config.dictionary_prior)
         if self.config.pps_prior is not None and c.sources & PPS_SOURCE:
-            confs.append(_sigmoid(lm_gain + self.config.pps_prior))
-        return max(confs)
+            priors.append(self.config.pps_prior)
+        if not priors:
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-max(min(lm_gain + max(priors), 30.0), -30.0)))
 
     def rank(self, found: list[Scored]) -> list[Edit]:
         """Stage 5: per span the likeliest candidate, as an edit whose confidence is the ranker's probability and
@@ -496,7 +470,7 @@ class Pipeline(Restorer):
             c = s.candidate
             spintax = c.kind == "spintax"
             if self.evidenced(c):
-                p = max(p, self.dictionary_confidence(c, s.features, p))
+                p = max(p, self.dictionary_confidence(c, s.features["lm_gain"]))
             p, rank = (1.0, s.features["lm_gain"]) if spintax else (p, p)
             key = (c.first, c.last)
             if key not in best or rank > best[key][1]:
@@ -523,10 +497,6 @@ def _chunks(text: str, tokens: list[Token]) -> list[str]:
     """Each token with the text between it and the token before (its leading space), as the LM reads it."""
     ends = [0] + [t.end for t in tokens]
     return [text[ends[k] : tok.end] for k, tok in enumerate(tokens)]
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
 def _dictionary(paths) -> SpinnerDictionary | None:

@@ -39,25 +39,6 @@ FEATURES = (*CHEAP_FEATURES, *RESCORE_FEATURES)
 DOCUMENT_FEATURES = ("doc_before", "doc_after", "doc_before_excess", "doc_after_excess", "doc_words")
 """Evidence from the whole document: how often the spun words and the candidate stand in it, each against its
 frequency in news (a spinner that swaps "said" for "mentioned" every time leaves many "mentioned" and no "said")."""
-DICTIONARY_FEATURES = (
-    "lm_gain",
-    "gain_gap",
-    "prerank",
-    "spun_surprisal",
-    "first_gain",
-    "ranker_logit",
-    "dict_key",
-    "dict_log_keys",
-    "dict_log_alts",
-    "zipf_after",
-    "zipf_before",
-    "span_words",
-    "after_words",
-    "article_wrong",
-)
-"""What the dictionary ranker (`dictionary_ranker.json`, `training.dictionary_ranker`) weighs for a candidate a
-user's spinner dictionary links: the language model's evidence, the sentence ranker's opinion, and the dictionary's
-own structure (the spun span standing as a key; how many keys write it; how many alternatives its key has)."""
 SCHEMAS = (FEATURES, (*FEATURES, *DOCUMENT_FEATURES))
 """The feature lists a ranker may be trained on: sentence features alone, or with the document's."""
 
@@ -140,18 +121,3 @@ def rescore_features(prerank: float, gain: float, best_gain: float, surprisal: f
     plus right context), its gap to the best gain among its span's rescored candidates, and the spun span's
     surprisal."""
     return {"prerank": prerank, "lm_gain": gain, "gain_gap": gain - best_gain, "spun_surprisal": surprisal}
-
-
-def dictionary_features(c: Candidate, features: dict[str, float], ranker_p: float, dictionary) -> dict[str, float]:
-    """The `DICTIONARY_FEATURES` of a dictionary candidate, from its scored `features`, the sentence ranker's
-    probability and the `SpinnerDictionary` that links it."""
-    p = min(max(ranker_p, 1e-6), 1 - 1e-6)
-    keys = len(dictionary.originals.get(c.before.lower(), ())) if dictionary is not None else 1
-    alts = dictionary.alternatives.get(c.after.lower(), 1) if dictionary is not None else 1
-    return {
-        **{name: features[name] for name in DICTIONARY_FEATURES if name in features},
-        "ranker_logit": math.log(p / (1 - p)),
-        "dict_key": float(c.dictionary_key),
-        "dict_log_keys": math.log(max(keys, 1)),
-        "dict_log_alts": math.log(max(alts, 1)),
-    }
