@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import logging
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,6 +48,13 @@ class Replay(Restorer):
         if missing:
             self.store.update(zip(missing, self.engine.propose(missing, batch_size=batch_size, progress=progress)))
         return [self.store[p] for p in pieces]
+
+
+def write_results(path: Path, module: str, argv: list[str] | None, results: list) -> None:
+    """Write a sweep's `results` as JSON with the command that made them (`python -m <module> <argv>`)."""
+    command = " ".join([f"python -m {module}", *(argv if argv is not None else sys.argv[1:])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": command, "results": results}, indent=1) + "\n")
 
 
 def read_store(path: Path) -> dict[str, list[Edit]]:

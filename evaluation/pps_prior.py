@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 from pathlib import Path
 
-from evaluation.calibrate import Replay, measure
+from evaluation.calibrate import Replay, measure, write_results
 from evaluation.testsets import load_testset
 from normalizer.engines.pipeline import Pipeline
 
@@ -61,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 flush=True,
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python -m evaluation.pps_prior", *(argv if argv is not None else sys.argv[1:])])
-    args.out.write_text(json.dumps({"command": command, "results": results}, indent=1) + "\n")
+    write_results(args.out, "evaluation.pps_prior", argv, results)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from evaluation.calibrate import Replay, measure, pool
+from evaluation.calibrate import Replay, measure, pool, write_results
 from evaluation.testsets import load_testset
 from normalizer.engines.pipeline import Pipeline, Scored
 
@@ -89,9 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps({key: entry[key] for key in ("prerank_k", "gate", "spun", "clean", "rescored_per_piece")}),
             flush=True,
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python -m evaluation.prerank_k", *(argv if argv is not None else sys.argv[1:])])
-    args.out.write_text(json.dumps({"command": command, "results": results}, indent=1) + "\n")
+    write_results(args.out, "evaluation.prerank_k", argv, results)
 
 
 if __name__ == "__main__":
