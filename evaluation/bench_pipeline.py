@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dictionary-k", type=int, default=None, help="dictionary candidates rescored per span (default: checkpoint)"
     )
+    parser.add_argument(
+        "--dictionary-passes", type=int, default=None, help="passes given a dictionary (default: checkpoint)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.threads:
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         dictionaries=args.dictionary,
         dictionary_k=args.dictionary_k,
+        dictionary_passes=args.dictionary_passes,
     )
     if args.continuation_batch:
         pipeline.lm.continuation_batch = args.continuation_batch
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         "continuation_batch": pipeline.lm.continuation_batch,
         "dictionaries": args.dictionary,
         "dictionary_k": pipeline.config.dictionary_k,
+        "passes": pipeline.passes,
         **bench(pipeline, docs),
     }
     result["command"] = "python -m evaluation.bench_pipeline " + " ".join(sys.argv[1:] if argv is None else argv)

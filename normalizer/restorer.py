@@ -309,7 +309,7 @@ class Restorer:
     """Longest piece in the engine's model tokens: a longer one is cut in half (at a space where it has one) until
     every part fits, so memory and time per piece are bounded whatever the script."""
     passes: int = 1
-    """1, or 2: pieces the first pass changed are proposed again with those edits applied."""
+    """1, or more: each extra pass proposes the pieces that changed again with the edits so far applied."""
     guard: GuardConfig = GuardConfig()
     document_prior: DocumentPrior | None = None
     """Re-estimate each document's rate of right proposals and move their confidences to it (None: off)."""
@@ -445,10 +445,10 @@ class Restorer:
         owners: list[int] | None = None,
         fingerprints: dict[int, str] | None = None,
     ) -> list[tuple[list[Edit], list[Rejection]]]:
-        """(edits, rejections) per piece, in piece offsets. With `passes` 2, pieces that changed are proposed again
-        with their edits applied (a swap next to another is judged in repaired context); a new edit that touches
-        an applied one is dropped. `owners[i]` is piece i's document (default: its own), for `document_prior`,
-        whose shift is estimated once from the first pass and kept for the second."""
+        """(edits, rejections) per piece, in piece offsets. With `passes` 2 or more, each extra pass proposes the
+        pieces that changed again with every edit so far applied (a swap next to another is judged in repaired
+        context); a new edit that touches an applied one is dropped. `owners[i]` is piece i's document (default: its
+        own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others."""
         proposals = self.propose_once(pieces, batch_size, progress, documents)
         evidence = self.document_evidence(proposals, owners, fingerprints)
         if evidence is not None:

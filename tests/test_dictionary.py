@@ -197,3 +197,21 @@ def test_dictionary_k_caps_the_dictionary_candidates_rescored_per_span(table, tm
     assert len(linked) == (5 if cap is None else min(5, 1 + cap))
     with pytest.raises(ValueError):
         PipelineConfig(dictionary_k=-1)
+
+
+def test_dictionary_passes_propose_changed_pieces_again(table, tmp_path):  # noqa: F811
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    dictionary = SpinnerDictionary.from_lines(["said|mentioned", "firm|agency"])
+    config = PipelineConfig(gate=-100.0, threshold=0.5, dictionary_prior=50.0, dictionary_passes=2)
+    pipe = Pipeline(table, lm, ranker_trusting("no_such_feature"), None, None, config, dictionary=dictionary)
+    seen, propose = [], pipe.propose
+    pipe.propose = lambda pieces, **kw: seen.append(list(pieces)) or propose(pieces, **kw)
+    assert pipe.normalize("The agency mentioned it. Nothing here.") == "The firm said it. Nothing here."
+    # The changed piece is proposed again with its edits applied; the unchanged one is not.
+    assert seen == [["The agency mentioned it.", "Nothing here."], ["The firm said it."]]
+    assert pipe.passes == 2
+    pipe.dictionary = None
+    assert pipe.passes == 1  # without a dictionary, one pass whatever the setting
+    for bad in (0, 4):
+        with pytest.raises(ValueError):
+            PipelineConfig(dictionary_passes=bad)

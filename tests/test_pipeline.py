@@ -4,6 +4,7 @@ to end."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from normalizer.checkpoint import refuse_custom_code
 from normalizer.edits import tokenize
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.stages.candidates import CandidateTable, spintax_candidates
+from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import CHEAP_FEATURES, DOCUMENT_FEATURES, FEATURES
 from normalizer.stages.lm import LanguageModel
 from normalizer.stages.ranker import Channel, Ranker, gold_edits
@@ -263,7 +265,9 @@ def test_second_pass_maps_edits_back_to_the_input(pipeline):
     text = "The firm mentioned profits."
     pipeline.cache_size = 0  # count every proposal
     one = pipeline.restore(text)
-    pipeline.passes = 2  # the Restorer's second pass, on the pipeline
+    # The Restorer's second pass, on the pipeline (it makes one only given a spinner dictionary: an empty one here).
+    pipeline.dictionary = SpinnerDictionary()
+    pipeline.config = replace(pipeline.config, dictionary_passes=2)
     calls = []
     real = pipeline.propose
     pipeline.propose = lambda pieces, **kw: calls.append(list(pieces)) or real(pieces, **kw)

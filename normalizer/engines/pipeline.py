@@ -78,6 +78,11 @@ class PipelineConfig:
     dictionary_k: int | None = None
     """Candidates per span that a spinner's dictionary links kept for rescoring beyond `prerank_k`, best pre-ranker
     score first (a word that is an alternative of a hundred keys costs a hundred rescorings otherwise); None: all."""
+    dictionary_passes: int = 1
+    """With a user-supplied spinner dictionary: 2 proposes every piece the first pass changed again with its edits
+    applied (a dictionary spinner swaps one word in four, so a swap is often judged next to another still spun), 3
+    once more with the second pass's edits too. Without a dictionary the pipeline makes one pass (a second gave
+    nothing there: README, "Speed")."""
     pps_prior: float | None = None
     """For a candidate the real spinner pairs link (the `pps` source of the table, `training.tortured`): the log-odds
     before the language model's evidence that the span is a swap of it, as for a dictionary: its confidence is at
@@ -89,6 +94,8 @@ class PipelineConfig:
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
             raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
+        if self.dictionary_passes not in (1, 2, 3):
+            raise ValueError(f"dictionary_passes must be 1, 2 or 3, got {self.dictionary_passes}")
         if self.dictionary_k is not None and self.dictionary_k < 0:
             raise ValueError(f"dictionary_k must be None or >= 0, got {self.dictionary_k}")
         if self.threshold is not None:
@@ -196,6 +203,11 @@ class Pipeline(Restorer):
         return self.config.max_words
 
     @property
+    def passes(self) -> int:
+        """`dictionary_passes` when a spinner dictionary is given, else 1."""
+        return self.config.dictionary_passes if self.dictionary is not None else 1
+
+    @property
     def document_prior(self) -> DocumentPrior | None:
         return DocumentPrior(**self.config.document_prior) if self.config.document_prior is not None else None
 
@@ -249,8 +261,8 @@ class Pipeline(Restorer):
 
     def cache_key(self) -> tuple:
         parts = (self.table, self.lm, self.ranker, self.preranker, self.channel, self.seq2seq, self.dictionary)
-        # The threshold and the document prior act after the proposals: changing them keeps the cache.
-        search = replace(self.config, threshold=None, document_prior=None)
+        # The threshold, the document prior and the passes act after the proposals: changing them keeps the cache.
+        search = replace(self.config, threshold=None, document_prior=None, dictionary_passes=1)
         return (repr(search), repr(self.guard), *map(id, parts))
 
     def propose(
