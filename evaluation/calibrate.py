@@ -144,11 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--adapt-docs", type=int, default=0, help="adapt on only the first N documents of each set")
     parser.add_argument("--score-only", action="store_true", help="score the sets into --proposals and stop")
+    parser.add_argument("--lm", default="smollm2", help="the pipeline's language model (a name or a local path)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    pipeline = Pipeline.from_pretrained(args.pipeline, dictionaries=args.dictionary)
+    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm, dictionaries=args.dictionary)
     store = {k: v for path in args.proposals for k, v in read_store(path).items()}
     sets = {p.stem.removeprefix("documents-"): load_testset(p)[: args.limit] for p in args.testsets}
     for name, rows in sets.items():
