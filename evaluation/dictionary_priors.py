@@ -24,7 +24,6 @@ from evaluation.calibrate import Replay, measure, pool
 from evaluation.prerank_k import truncate
 from evaluation.testsets import load_testset
 from normalizer.engines.pipeline import Pipeline
-from normalizer.stages.dictionary import SpinnerDictionary
 from training.spin import dictionary_spinner
 
 
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.testsets:
         rows = load_testset(path)[: args.limit]
         spinner = dictionary_spinner(rows[0]["profile"])
-        dictionary = SpinnerDictionary.from_lines(["|".join([k, *a]) for k, a in spinner.entries.items()])
+        dictionary = spinner.dictionary()
         pipeline.dictionary = dictionary
         texts = [r["spun"] for r in rows]
         pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))

@@ -21,7 +21,6 @@ from pathlib import Path
 from evaluation.calibrate import measure, pool, write_results
 from evaluation.testsets import load_testset
 from normalizer.engines.pipeline import Pipeline
-from normalizer.stages.dictionary import SpinnerDictionary
 from training.spin import dictionary_spinner
 
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.testsets:
         rows = load_testset(path)[: args.limit]
         spinner = dictionary_spinner(args.profile or rows[0]["profile"])
-        pipeline.dictionary = SpinnerDictionary.from_lines(["|".join([k, *a]) for k, a in spinner.entries.items()])
+        pipeline.dictionary = spinner.dictionary()
         for n in args.passes:
             pipeline.config = dataclasses.replace(base, dictionary_passes=n)
             start = time.perf_counter()

@@ -92,6 +92,8 @@ def test_dictionary_spinner_is_deterministic_and_consistent():
     assert a.spun.startswith("He ") and "A agency" in a.spun  # "a"/"an" left as it was, case copied
     each = {DictionarySpinner(ENTRIES, "each", seed=s).spin(text).spun for s in range(8)}
     assert len(each) > 1
+    inverted = once.dictionary()  # the spinner's dictionary as a user's file of it is read
+    assert inverted.originals["mentioned"] == ["said"] and inverted.is_key("According to")
     with pytest.raises(ValueError):
         DictionarySpinner(ENTRIES, "sometimes")
 

@@ -422,6 +422,12 @@ class DictionarySpinner:
         self.max_words = max((len(k.split()) for k in self.entries), default=1)
         self._once: dict[str, str] = {}
 
+    def dictionary(self):
+        """This spinner's dictionary as the pipeline reads a user's file of it (`SpinnerDictionary`)."""
+        from normalizer.stages.dictionary import SpinnerDictionary
+
+        return SpinnerDictionary.from_lines(["|".join([k, *a]) for k, a in self.entries.items()])
+
     def _choice(self, key: str, rng: random.Random) -> str:
         alts = self.entries[key]
         if self.mode == "each":

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
-from normalizer.stages.dictionary import SpinnerDictionary
 from training.spin import TRAIN_DICTIONARY_PROFILES, dictionary_spinner
 
 PRIORS = tuple(np.round(np.arange(-4.0, 6.01, 0.5), 2).tolist())
@@ -38,7 +37,7 @@ def collect(pipeline: Pipeline, profiles, docs: int, seed: int) -> list[dict]:
     rows = []
     for profile in profiles:
         spinner = dictionary_spinner(profile)
-        pipeline.dictionary = SpinnerDictionary.from_lines(["|".join([k, *a]) for k, a in spinner.entries.items()])
+        pipeline.dictionary = spinner.dictionary()
         documents = spin_documents("dev", (profile,), docs, seed=seed, clean_share=0.0)
         spun = [s for d in documents for s, _, _ in d.sentences]
         texts = [d.text for d in documents for _ in d.sentences]
