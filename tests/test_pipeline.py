@@ -431,3 +431,29 @@ def test_cli_adapt_on_stdin_keeps_lines_and_a_saved_channel_restores_the_same(
     err = capsys.readouterr().err
     assert "not a usable corpus estimate" in err and len(err.strip().splitlines()) == 1
     assert main(["-", *base, "--engine", "seq2seq", "--adapt"]) == 1  # no document prior to adapt
+
+
+def test_rankers_replay_from_a_kept_scoring_equals_restoring(tmp_path, pipeline):
+    from evaluation.calibrate import measure
+    from evaluation.rankers import evaluate, scored_sets
+
+    rows = [
+        {"spun": "He mentioned the practices of the firm.", "original": "He said the trains of the company."},
+        {"spun": "The firm mentioned it.", "original": "The company said it."},
+    ]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = scored_sets(pipeline, [path], 10, tmp_path / "scores")
+    passes = pipeline.lm.passes
+    again = scored_sets(pipeline, [path], 10, tmp_path / "scores")  # read back from the kept scoring: no LM pass
+    assert pipeline.lm.passes == passes
+    assert {p: [(s.candidate, s.ids, s.features) for s in f] for p, f in again["tiny"][1].items()} == {
+        p: [(s.candidate, s.ids, s.features) for s in f] for p, f in first["tiny"][1].items()
+    }
+    direct = measure(pipeline, rows)
+    got = evaluate(pipeline, pipeline.ranker, again, pipeline.threshold)
+    assert got["sets"]["tiny"]["word_tp"] == direct["word_tp"] > 0
+    assert got["sets"]["tiny"]["word_sys"] == direct["word_sys"]
+    # Another ranker in the pipeline's place: one that trusts nothing edits nothing; the pipeline keeps its own.
+    silent = evaluate(pipeline, ranker_trusting("no_such_feature_weight"), again, pipeline.threshold)
+    assert silent["sets"]["tiny"]["word_sys"] == 0 and pipeline.ranker.weights != [0.0] * len(FEATURES)

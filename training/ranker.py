@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
         default=["spinbot", "wordai", "spinrewriter", "dict-moby", "dict-wordnet", "dict-all"],
         help="spinner profiles for --documents, in turn (15%% of documents are left clean)",
     )
+    parser.add_argument(
+        "--right-context", type=int, default=PipelineConfig.right_context, help="words after a span rescored with it"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         spun, original, targets = [r["spun"] for r in rows], [r["original"] for r in rows], [r["target"] for r in rows]
         features = FEATURES
     n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
-    config = PipelineConfig(seq2seq=bool(args.seq2seq))
+    config = PipelineConfig(seq2seq=bool(args.seq2seq), right_context=args.right_context)
     loaded: list[Pipeline] = []
 
     def pipeline() -> Pipeline:
