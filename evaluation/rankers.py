@@ -4,7 +4,7 @@ checkpoint's, or the thresholds swept).
 
     python -m evaluation.rankers --pipeline models/default --scores runs/scores \
         --testsets data/testsets/dictionary-dict-mythes-*.jsonl data/testsets/synthetic-bestspinner-*.jsonl \
-        data/testsets/clean.jsonl --limit 40 --rankers models/default runs/rk-trees --thresholds 0.8 0.85 0.9 \
+        data/testsets/clean.jsonl --limit 40 --rankers models/default runs/rk --thresholds 0.8 0.85 0.9 \
         --out reports/rankers.json
 
 `--refit CACHE --gates G ...` (a stricter pre-ranker gate: fewer candidates rescored, issue 23) refits the logistic
@@ -16,7 +16,7 @@ restores the sets cut the same way (`evaluation.prerank_k.truncate`).
 `--scores DIR` keeps each set's scored candidates as JSON (`<set>.scored.json.gz`: the candidates, their LM ids and
 their features), so a second run with other rankers costs no scoring. A ranker is a checkpoint folder holding a
 `ranker.json` trained on the features the scoring computed. Reported per ranker and threshold: word P / R, ERR and
-clean paragraphs unchanged per set, pooled over the spun ones.
+clean paragraphs unchanged per set, pooled over the spun ones (a set named clean takes `--clean-limit` rows).
 """
 
 from __future__ import annotations

@@ -104,3 +104,38 @@ def test_prerank_k_replay_keeps_the_best_k_per_span_and_takes_the_gap_again():
     # has no candidate at all.
     kept = {(s.candidate.first, s.candidate.after): s.features["gain_gap"] for s in truncate(pipe, found, 2, -1.5)}
     assert kept == {(0, "b"): 3.0 - 9.0, (0, "a"): 1.0 - 9.0, (0, "d"): 0.0}
+
+
+def test_rankers_cut_of_a_feature_cache_agrees_with_the_replay_cut():
+    import numpy as np
+
+    from evaluation.prerank_k import truncate
+    from evaluation.rankers import cut_features
+    from normalizer.engines.pipeline import Scored
+    from normalizer.stages.candidates import Candidate
+    from normalizer.stages.features import FEATURES
+
+    rng = np.random.default_rng(0)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    x = rng.normal(size=(40, len(FEATURES)))
+    x[:, col["prerank"]] = rng.uniform(-8, 0, size=40)
+    y = (rng.random(40) < 0.3).astype(float)
+    groups = [(k % 3, k % 5, k % 5 + 1) for k in range(40)]  # (sentence, span): 15 spans
+    pipe = type("P", (), {"evidenced": staticmethod(lambda c: False)})()
+    for gate, k in [(-5.0, 2), (-3.0, 1), (-100.0, 4)]:
+        cx, cy, cg = cut_features(x, y, groups, gate, k)
+        scored = [
+            Scored(Candidate(0, 1, g[1], g[2], "w", f"c{i}", "thesaurus"), [i], dict(zip(FEATURES, x[i])))
+            for i, g in enumerate(groups)
+        ]
+        expect = {}
+        for sentence in {g[0] for g in groups}:
+            found = [s for s, g in zip(scored, groups) if g[0] == sentence]
+            for s in truncate(pipe, found, k, gate):
+                expect[(sentence, s.candidate.after)] = s.features["gain_gap"]
+        got = {}
+        for row, g in zip(cx, cg):
+            i = next(i for i in range(40) if groups[i] == g and x[i, col["lm_gain"]] == row[col["lm_gain"]])
+            got[(g[0], f"c{i}")] = row[col["gain_gap"]]
+        assert got == expect and len(cy) == len(cx) == len(expect)
+        assert all(row[col["prerank"]] >= gate for row in cx)
