@@ -3,6 +3,7 @@ spinner's output restored by a pipeline given its dictionary, and the dictionary
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -145,7 +146,7 @@ def test_heldout_checkpoint_forgets_the_left_out_lexicon():
     assert cut.originals == {"said": 3, "last year": 1}
 
 
-def test_spun_documents_keep_their_sentences_aligned():
+def test_spun_documents_keep_their_sentences_aligned(tmp_path):
     from test_spin import TABLE
 
     from training.lexicon import Lexicon
@@ -154,7 +155,18 @@ def test_spun_documents_keep_their_sentences_aligned():
 
     sources = {name: {w: {"": syns} for w, syns in TABLE.items()} for name in ("moby", "wordnet", "mythes")}
     lexicon = Lexicon(sources, {w: 4.0 for syns in TABLE.values() for w in syns} | {w: 5.0 for w in TABLE})
-    docs = spin_documents("dev", ("spinbot", "dict-moby"), n=4, seed=1, clean_share=0.0, lexicon=lexicon)
+    corpus = tmp_path / "news.jsonl"  # a corpus of its own: the test needs no shared corpora
+    corpus.write_text(
+        "".join(
+            json.dumps({"text": f"Report {k}: the firm will train staff. The war was big, officials say.\n"
+                        f"Shares rise at a quick pace in city {k}. The attack was big and the firm says so."})
+            + "\n"
+            for k in range(400)
+        )
+    )  # fmt: skip
+    docs = spin_documents(
+        "dev", ("spinbot", "dict-moby"), n=4, seed=1, clean_share=0.0, sources=[str(corpus)], lexicon=lexicon
+    )
     assert len(docs) == 4 and {d.profile for d in docs} == {"spinbot", "dict-moby"}
     for d in docs:
         assert d.text == " ".join(s for s, _, _ in d.sentences)
