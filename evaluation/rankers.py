@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from normalizer.stages.features import FEATURES, SCHEMAS
 from normalizer.stages.ranker import Ranker
 from training.ranker import decision_table
 
+logger = logging.getLogger(__name__)
+
 
 def scored_sets(
     pipeline: Pipeline, paths: list[Path], limit: int, scores: Path | None, clean_limit: int | None = None
@@ -49,14 +52,8 @@ def scored_sets(
         limit = clean_limit if clean_limit and "clean" in path.stem else limit
         rows = load_testset(path)[:limit]
         cache = scores / f"{path.stem}.{limit}.scored.json.gz" if scores else None
-        if cache and cache.is_file():
-            with gzip.open(cache, "rt", encoding="utf-8") as f:
-                data = json.load(f)
-            found = {
-                piece: [Scored(Candidate(**s["candidate"]), s["ids"], s["features"]) for s in items]
-                for piece, items in data.items()
-            }
-        else:
+        found = read_scored(cache) if cache and cache.is_file() else None
+        if found is None:
             texts = [r["spun"] for r in rows]
             pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))
             found = dict(zip(pieces, pipeline.score(pieces, progress=True)))
@@ -67,6 +64,20 @@ def scored_sets(
                     json.dump(data, f)
         sets[path.stem.removeprefix("documents-")] = (rows, found)
     return sets
+
+
+def read_scored(path: Path) -> dict | None:
+    """A kept scoring, or None (with a warning) when the file is damaged: it is then scored again."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+        return {
+            piece: [Scored(Candidate(**s["candidate"]), list(s["ids"]), dict(s["features"])) for s in items]
+            for piece, items in data.items()
+        }
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        logger.warning("%s: damaged kept scoring (%s); scoring again", path, e)
+        return None
 
 
 def evaluate(pipeline: Pipeline, ranker: Ranker, sets: dict, threshold: float, gate: float | None = None) -> dict:

@@ -450,6 +450,11 @@ def test_rankers_replay_from_a_kept_scoring_equals_restoring(tmp_path, pipeline)
     assert {p: [(s.candidate, s.ids, s.features) for s in f] for p, f in again["tiny"][1].items()} == {
         p: [(s.candidate, s.ids, s.features) for s in f] for p, f in first["tiny"][1].items()
     }
+    # A damaged kept scoring is not used: the set is scored again (and kept again).
+    (kept,) = (tmp_path / "scores").iterdir()
+    kept.write_bytes(kept.read_bytes()[:40])
+    rescored = scored_sets(pipeline, [path], 10, tmp_path / "scores")
+    assert pipeline.lm.passes > passes and rescored["tiny"][1].keys() == first["tiny"][1].keys()
     direct = measure(pipeline, rows)
     got = evaluate(pipeline, pipeline.ranker, again, pipeline.threshold)
     assert got["sets"]["tiny"]["word_tp"] == direct["word_tp"] > 0
