@@ -14,7 +14,8 @@ pairs (the lowest reaching the dev precision the checkpoint's gate reaches at th
 restores the sets cut the same way (`evaluation.prerank_k.truncate`).
 
 `--scores DIR` keeps each set's scored candidates as JSON (`<set>.scored.json.gz`: the candidates, their LM ids and
-their features), so a second run with other rankers costs no scoring. A ranker is a checkpoint folder holding a
+their features), so a second run with other rankers costs no scoring; keep one folder per scoring checkpoint (a
+kept file is read back by set name and row count alone). A ranker is a checkpoint folder holding a
 `ranker.json` trained on the features the scoring computed. Reported per ranker and threshold: word P / R, ERR and
 clean paragraphs unchanged per set, pooled over the spun ones (a set named clean takes `--clean-limit` rows).
 """
@@ -49,9 +50,9 @@ def scored_sets(
     clean takes its first `clean_limit` rows (default `limit`)."""
     sets = {}
     for path in paths:
-        limit = clean_limit if clean_limit and "clean" in path.stem else limit
-        rows = load_testset(path)[:limit]
-        cache = scores / f"{path.stem}.{limit}.scored.json.gz" if scores else None
+        n = clean_limit if clean_limit and "clean" in path.stem else limit
+        rows = load_testset(path)[:n]
+        cache = scores / f"{path.stem}.{n}.scored.json.gz" if scores else None
         found = read_scored(cache) if cache and cache.is_file() else None
         if found is None:
             texts = [r["spun"] for r in rows]

@@ -462,3 +462,15 @@ def test_rankers_replay_from_a_kept_scoring_equals_restoring(tmp_path, pipeline)
     # Another ranker in the pipeline's place: one that trusts nothing edits nothing; the pipeline keeps its own.
     silent = evaluate(pipeline, ranker_trusting("no_such_feature_weight"), again, pipeline.threshold)
     assert silent["sets"]["tiny"]["word_sys"] == 0 and pipeline.ranker.weights != [0.0] * len(FEATURES)
+
+
+def test_rankers_clean_limit_applies_to_clean_sets_alone(tmp_path, pipeline):
+    from evaluation.rankers import scored_sets
+
+    for name in ("clean", "spun"):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"spun": f"The firm mentioned {k}.", "original": f"The firm said {k}."}) + "\n"
+                    for k in range(5))
+        )  # fmt: skip
+    sets = scored_sets(pipeline, [tmp_path / "clean.jsonl", tmp_path / "spun.jsonl"], 2, None, clean_limit=4)
+    assert len(sets["clean"][0]) == 4 and len(sets["spun"][0]) == 2
