@@ -137,3 +137,48 @@ def test_built_table_holds_the_pairs_links_as_the_pps_source(tmp_path):
     found = {(c.before, c.after, c.kind) for c in table.propose(text, tokenize(text))}
     assert ("highlights", "features", "thesaurus") in found  # inflected like the spun word
     assert ("vitality market", "energy market", "phrase") in found  # the whole spun phrase
+
+
+def test_ranker_fold_is_learnt_by_no_table_and_carried_in_sentences_of_its_own(tmp_path):
+    from evaluation.testsets import CARRIERS
+
+    rows = [{"spun": f"spun words {i}", "original": f"original words {i}"} for i in range(400)]
+    path = write_pairs(tmp_path / "p.jsonl", rows)
+    train = tortured.split_pairs(tortured.read_pairs(path))["train"]
+    fold, table = tortured.ranker_pairs(path), tortured.learning_pairs(path, ("table",))
+    assert sorted(fold + table) == sorted(train) and not {o for _, o in fold} & {o for _, o in table}
+    assert 0.15 < len(fold) / len(train) < 0.35  # about one original in four
+    carriers = tortured.carrier_pairs(20, seed=3, path=path)
+    assert carriers == tortured.carrier_pairs(20, seed=3, path=path) and len(carriers) == 20
+    assert len({o for _, o in carriers}) == 20 and not set(tortured.TRAIN_CARRIERS) & set(CARRIERS)
+    for spun, original in carriers:
+        template = next(t for t in tortured.TRAIN_CARRIERS if original.startswith(t.split("{}")[0]))
+        phrase = original.removeprefix(template.split("{}")[0]).removesuffix(template.split("{}")[1])
+        assert spun == template.format(next(s for s, o in fold if o == phrase))
+    with pytest.raises(ValueError, match="table"):
+        tortured.learning_pairs(path, ("ranker",))
+
+
+def test_a_ranker_on_the_pairs_link_features_weighs_them_and_rescores_them_first(tmp_path):
+    from normalizer.stages.features import PPS_FEATURES, SCHEMAS
+    from normalizer.stages.ranker import Ranker
+
+    lm = LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu")
+    table = CandidateTable.from_pairs({("vitality", "energy"): (PPS_SOURCE, 0), ("firm", "company"): (1, 0)})
+    spun = "The vitality firm grew."
+    ranker = ranker_trusting("pps", names=SCHEMAS[2])
+    pipe = Pipeline(table, lm, ranker, None, None, PipelineConfig(gate=-100.0, threshold=0.5))
+    r = pipe.restore(spun)
+    assert r.text == "The energy firm grew."
+    scores = dict(r.edits[0].scores)
+    assert set(scores) == set(SCHEMAS[2]) and scores["pps"] == 1.0
+    assert scores["pps_gain"] == scores["lm_gain"]
+    (tmp_path / "ck").mkdir()
+    ranker.save(tmp_path / "ck")
+    assert Ranker.load(tmp_path / "ck", SCHEMAS).features == (*SCHEMAS[0], *PPS_FEATURES)
+    # The pps link is evidence of a spinner's habit for such a ranker: rescored beyond prerank_k; a ranker without
+    # the features leaves it to the pre-ranker.
+    found = {c.after: c for c in table.propose(spun, tokenize(spun))}
+    assert pipe.evidenced(found["energy"]) and not pipe.evidenced(found["company"])
+    plain = Pipeline(table, lm, ranker_trusting("wordnet"), None, None, PipelineConfig(gate=-100.0))
+    assert not plain.evidenced(found["energy"])

@@ -135,7 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         "../shared/corpora/tortured_phrases.jsonl)",
     )
     parser.add_argument(
-        "--tortured-splits", nargs="+", default=["train", "dev"], choices=("train", "dev"), help="splits learnt from"
+        "--tortured-splits",
+        nargs="+",
+        default=["train", "dev"],
+        choices=("train", "dev", "table"),
+        help="splits learnt from (table: train less the ranker fold that training.ranker --tortured trains on)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -157,6 +157,19 @@ def main(argv: list[str] | None = None) -> None:
         help="spinner profiles for --documents, in turn (15%% of documents are left clean)",
     )
     parser.add_argument(
+        "--tortured",
+        type=int,
+        default=0,
+        help="add N real spun phrases of the ranker fold in carrier sentences (training.tortured.carrier_pairs; "
+        "build the table with --tortured-splits table, so none of them was learnt whole)",
+    )
+    parser.add_argument(
+        "--extra-features",
+        choices=("pps", "context"),
+        help="train on these features too: the real pairs' links (PPS_FEATURES) or the rescored context's "
+        "(CONTEXT_FEATURES)",
+    )
+    parser.add_argument(
         "--right-context", type=int, default=PipelineConfig.right_context, help="words after a span rescored with it"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -224,7 +237,21 @@ def main(argv: list[str] | None = None) -> None:
         rows = [dev_pairs[i] for i in idx[args.prerank_n :]]
         spun, original, targets = [r["spun"] for r in rows], [r["original"] for r in rows], [r["target"] for r in rows]
         features = FEATURES
-    n_gold = sum(len(gold_from_target(s, t)) for s, t in zip(spun, targets))
+    if args.tortured:
+        from training.tortured import carrier_pairs
+
+        carriers = carrier_pairs(args.tortured, seed=args.seed)
+        spun += [s for s, _ in carriers]
+        original += [o for _, o in carriers]
+        targets += [None] * len(carriers)  # labelled by word alignment: equal-length swaps one word each
+        if documents is not None:
+            documents += [s for s, _ in carriers]
+        logger.info("tortured: %d carrier sentences", len(carriers))
+    if args.extra_features:
+        if documents is not None:
+            raise SystemExit("--extra-features extends the sentence schema: leave out --documents")
+        features = SCHEMAS[2] if args.extra_features == "pps" else SCHEMAS[3]
+    n_gold = sum(len(gold_spans(s, o, t)) for s, o, t in zip(spun, original, targets))
     config = PipelineConfig(seq2seq=bool(args.seq2seq), right_context=args.right_context)
     loaded: list[Pipeline] = []
 

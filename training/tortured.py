@@ -91,15 +91,32 @@ def word_links(pairs: list[tuple[str, str]]) -> Counter:
 
 
 LEARNING_SPLITS = ("train", "dev")
+TABLE_SPLIT = "table"
+"""The training split less its ranker fold: what a table learns from when a ranker is trained on the fold."""
+
+
+def in_ranker_fold(original: str) -> bool:
+    """Whether a training pair with this original belongs to the ranker fold (one original in four, by a hash
+    independent of `split_of`): phrases a ranker is trained on that the table never learnt whole, as held-out
+    phrases are at test time."""
+    return int(hashlib.sha1(b"ranker:" + original.encode("utf-8")).hexdigest(), 16) % 4 == 0
 
 
 def learning_pairs(path: str | Path = DEFAULT_PATH, splits: tuple[str, ...] = LEARNING_SPLITS) -> list[tuple[str, str]]:
     """The pairs a model learns from: by default the train and dev splits (the shipped model; settings are chosen
-    on a train-only build against dev). The test split is refused: it is never learnt from."""
-    if "test" in splits or not set(splits) <= set(SPLITS):
-        raise ValueError(f"learning splits are train and/or dev, got {splits}")
+    on a train-only build against dev); `table` is the training split less its ranker fold (`ranker_pairs`). The
+    test split is refused: it is never learnt from."""
+    if "test" in splits or not set(splits) <= {*LEARNING_SPLITS, TABLE_SPLIT}:
+        raise ValueError(f"learning splits are train, table and/or dev, got {splits}")
     by_split = split_pairs(read_pairs(path))
-    return [pair for name in splits for pair in by_split[name]]
+    by_split[TABLE_SPLIT] = [p for p in by_split["train"] if not in_ranker_fold(p[1])]
+    return [pair for name in dict.fromkeys(splits) for pair in by_split[name]]
+
+
+def ranker_pairs(path: str | Path = DEFAULT_PATH) -> list[tuple[str, str]]:
+    """The training split's ranker fold (`in_ranker_fold`): pairs to train a ranker on, whose table learnt from
+    `table` only."""
+    return [p for p in split_pairs(read_pairs(path))["train"] if in_ranker_fold(p[1])]
 
 
 def lemma_links(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -134,6 +151,41 @@ def phrase_links(pairs: list[tuple[str, str]], max_words: int = 3) -> dict[str, 
     return {k: sorted(set(v)) for k, v in sorted(out.items())}
 
 
+TRAIN_CARRIERS = (
+    "We evaluate {} on a benchmark of moderate size.",
+    "A growing body of work relies on {} to solve such problems.",
+    "The authors argue that {} can be applied in practice.",
+    "In the second experiment, {} was tested under noisy conditions.",
+    "This study investigates the use of {} in clinical settings.",
+    "Little is known about how {} behaves at scale.",
+    "The framework builds on {} and extends it to new domains.",
+    "Figure 3 illustrates the effect of {} on accuracy.",
+    "Several limitations of {} are discussed below.",
+    "Our results confirm that {} plays a central role.",
+    "The literature on {} is reviewed in Section 2.",
+    "To our knowledge, {} has not been used for this purpose before.",
+)
+"""Carrier sentences for a ranker's training pairs: other sentences than the test sets' (`evaluation.testsets
+.CARRIERS`), so no template is shared between what a ranker learns from and what it is measured on."""
+
+
+def carrier_pairs(n: int, seed: int = 0, path: str | Path = DEFAULT_PATH) -> list[tuple[str, str]]:
+    """(spun, original) sentences: `n` distinct originals of the ranker fold (`ranker_pairs`), one spun variant
+    each, in `TRAIN_CARRIERS`."""
+    import random
+
+    rng = random.Random(seed)
+    by_original: dict[str, list[str]] = {}
+    for spun, original in ranker_pairs(path):
+        by_original.setdefault(original, []).append(spun)
+    originals = rng.sample(sorted(by_original), min(n, len(by_original)))
+    out = []
+    for k, original in enumerate(originals):
+        carrier = TRAIN_CARRIERS[k % len(TRAIN_CARRIERS)]
+        out.append((carrier.format(rng.choice(by_original[original])), carrier.format(original)))
+    return out
+
+
 def add_to_checkpoint(
     checkpoint: str | Path, out: str | Path, path: str | Path = DEFAULT_PATH, splits: tuple[str, ...] = LEARNING_SPLITS
 ) -> Path:
@@ -154,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stats", action="store_true", help="print the sizes of the splits and what they give")
     parser.add_argument("--channel-from", type=Path, help="a checkpoint folder whose channel gets the pairs' counts")
     parser.add_argument("--out", type=Path, help="where the merged channel.json.gz is written (with --channel-from)")
-    parser.add_argument("--splits", nargs="+", default=list(LEARNING_SPLITS), choices=("train", "dev"))
+    parser.add_argument("--splits", nargs="+", default=list(LEARNING_SPLITS), choices=(*LEARNING_SPLITS, TABLE_SPLIT))
     args = parser.parse_args(argv)
     if args.channel_from:
         if not args.out:

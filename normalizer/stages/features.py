@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from normalizer.edits import Token
-from normalizer.stages.candidates import Candidate, CandidateTable
+from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable
 from normalizer.stages.ranker import Channel
 
 CHEAP_FEATURES = (
@@ -39,8 +39,22 @@ FEATURES = (*CHEAP_FEATURES, *RESCORE_FEATURES)
 DOCUMENT_FEATURES = ("doc_before", "doc_after", "doc_before_excess", "doc_after_excess", "doc_words")
 """Evidence from the whole document: how often the spun words and the candidate stand in it, each against its
 frequency in news (a spinner that swaps "said" for "mentioned" every time leaves many "mentioned" and no "said")."""
-SCHEMAS = (FEATURES, (*FEATURES, *DOCUMENT_FEATURES))
-"""The feature lists a ranker may be trained on: sentence features alone, or with the document's."""
+PPS_FEATURES = ("pps", "pps_gain")
+"""Whether the real spun phrase pairs link the candidate (the table's `pps` source, `training.tortured`), and its LM
+gain where they do: a slope of its own for the swaps a real spinner is known to make."""
+CONTEXT_FEATURES = ("gain_margin", "heat", "heat_share")
+"""After rescoring, from the other rescored candidates: the candidate's LM gain over the best other candidate of its
+span (is the choice clear?), and how many other spans of its sentence have a best gain over `HEAT_GAIN` (log count,
+and share of the sentence's candidate spans: a spinner swaps many words of a sentence, a false alarm stands alone)."""
+HEAT_GAIN = 6.0
+SCHEMAS = (
+    FEATURES,
+    (*FEATURES, *DOCUMENT_FEATURES),
+    (*FEATURES, *PPS_FEATURES),
+    (*FEATURES, *CONTEXT_FEATURES),
+)
+"""The feature lists a ranker may be trained on: sentence features alone, with the document's, with the real
+pairs' links, or with the rescored context's."""
 
 _VOWEL = set("aeiouAEIOU")
 
@@ -77,6 +91,7 @@ def cheap_features(
         "channel_seen": float(seen),
         "seq2seq_conf": max(c.seq2seq, 0.0),
         "seq2seq_proposed": float(c.seq2seq >= 0),
+        "pps": float(bool(c.sources & PPS_SOURCE)),
     }
 
 
@@ -116,8 +131,28 @@ def document_features(c: Candidate, doc: DocumentStats, table: CandidateTable) -
     }
 
 
-def rescore_features(prerank: float, gain: float, best_gain: float, surprisal: float) -> dict[str, float]:
+def context_features(gain: float, others: list[float], hot: int, spans: int) -> dict[str, float]:
+    """The `CONTEXT_FEATURES` of a candidate with LM `gain`, given the gains of the other rescored candidates of its
+    span (`others`), the number of other spans of its sentence whose best gain exceeds `HEAT_GAIN` (`hot`), and the
+    number of its sentence's spans with rescored candidates (`spans`)."""
+    margin = gain - max(others) if others else 10.0
+    return {
+        "gain_margin": min(max(margin, -20.0), 10.0),
+        "heat": math.log1p(hot),
+        "heat_share": hot / max(spans - 1, 1),
+    }
+
+
+def rescore_features(
+    prerank: float, gain: float, best_gain: float, surprisal: float, pps: float = 0.0
+) -> dict[str, float]:
     """The `RESCORE_FEATURES`: the pre-ranker's log-probability, the candidate's LM gain over the spun span (span
     plus right context), its gap to the best gain among its span's rescored candidates, and the spun span's
-    surprisal."""
-    return {"prerank": prerank, "lm_gain": gain, "gain_gap": gain - best_gain, "spun_surprisal": surprisal}
+    surprisal; and `pps_gain` (the gain where the real pairs link the candidate, `pps` 1, else 0)."""
+    return {
+        "prerank": prerank,
+        "lm_gain": gain,
+        "gain_gap": gain - best_gain,
+        "spun_surprisal": surprisal,
+        "pps_gain": pps * gain,
+    }
