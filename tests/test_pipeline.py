@@ -4,7 +4,6 @@ to end."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -19,10 +18,8 @@ from normalizer.stages.candidates import CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
     CHEAP_FEATURES,
-    CONTEXT_FEATURES,
     DOCUMENT_FEATURES,
     FEATURES,
-    HEAT_GAIN,
     PPS_FEATURES,
 )
 from normalizer.stages.lm import LanguageModel
@@ -319,7 +316,7 @@ def test_stages_one_by_one(pipeline):
     pipeline.prerank(batch)
     assert all("prerank" in s.features for s in piece.candidates)
     pipeline.rescore(batch)
-    after = set(FEATURES) | set(DOCUMENT_FEATURES) | set(PPS_FEATURES) | set(CONTEXT_FEATURES)
+    after = set(FEATURES) | set(DOCUMENT_FEATURES) | set(PPS_FEATURES)
     assert all(set(s.features) == after for s in piece.candidates)
     by_span = {}
     for s in piece.candidates:
@@ -327,15 +324,6 @@ def test_stages_one_by_one(pipeline):
     for s in piece.candidates:  # gain_gap: 0 for the best of its span, negative for the others
         gap = s.features["lm_gain"] - max(by_span[(s.candidate.first, s.candidate.last)])
         assert s.features["gain_gap"] == pytest.approx(gap)
-    hot = sum(max(gains) > HEAT_GAIN for gains in by_span.values())
-    for s in piece.candidates:  # the context features: the margin over the span's others, the sentence's heat
-        gains = list(by_span[(s.candidate.first, s.candidate.last)])
-        gains.remove(s.features["lm_gain"])
-        margin = s.features["lm_gain"] - max(gains) if gains else 10.0
-        assert s.features["gain_margin"] == pytest.approx(min(max(margin, -20.0), 10.0))
-        own = max(by_span[(s.candidate.first, s.candidate.last)]) > HEAT_GAIN
-        assert s.features["heat"] == pytest.approx(math.log1p(hot - own))
-        assert s.features["heat_share"] == pytest.approx((hot - own) / max(len(by_span) - 1, 1))
     edits = pipeline.rank(piece.candidates)
     assert len({(e.start, e.end) for e in edits}) == len(edits)  # one proposal per span
     assert all(dict(e.scores).keys() == set(FEATURES) for e in edits)

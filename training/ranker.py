@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--extra-features",
-        choices=("pps", "context"),
-        help="train on these features too: the real pairs' links (PPS_FEATURES) or the rescored context's "
-        "(CONTEXT_FEATURES)",
+        choices=("pps",),
+        help="train on these features too: the real pairs' links (PPS_FEATURES)",
     )
     parser.add_argument(
         "--right-context", type=int, default=PipelineConfig.right_context, help="words after a span rescored with it"
@@ -250,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.extra_features:
         if documents is not None:
             raise SystemExit("--extra-features extends the sentence schema: leave out --documents")
-        features = SCHEMAS[2] if args.extra_features == "pps" else SCHEMAS[3]
+        features = SCHEMAS[2]
     n_gold = sum(len(gold_spans(s, o, t)) for s, o, t in zip(spun, original, targets))
     config = PipelineConfig(seq2seq=bool(args.seq2seq), right_context=args.right_context)
     loaded: list[Pipeline] = []

@@ -36,11 +36,9 @@ from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
     CHEAP_FEATURES,
     DOCUMENT_FEATURES,
-    HEAT_GAIN,
     SCHEMAS,
     DocumentStats,
     cheap_features,
-    context_features,
     document_features,
     rescore_features,
 )
@@ -444,24 +442,16 @@ class Pipeline(Restorer):
                 items.append((piece.row, piece.starts[first], s.ids + right))
                 owners.append((piece, s, base, surprisal))
         conts = self.lm.continuations(batch.state, items) if items else []
-        # gain_gap and the context features need every rescored candidate of a span and of a sentence, so collect
-        # the gains first.
-        by_span: dict[tuple[int, int, int], list[int]] = {}
-        gains = [cont - base for (_, _, base, _), cont in zip(owners, conts)]
-        for n, (piece, s, _, _) in enumerate(owners):
-            by_span.setdefault((id(piece), s.candidate.first, s.candidate.last), []).append(n)
-        best = {key: max(gains[n] for n in ns) for key, ns in by_span.items()}
-        hot_spans: dict[int, int] = {}  # per sentence: spans whose best gain exceeds HEAT_GAIN
-        span_count: dict[int, int] = {}
-        for (row, _, _), b in best.items():
-            hot_spans[row] = hot_spans.get(row, 0) + (b > HEAT_GAIN)
-            span_count[row] = span_count.get(row, 0) + 1
-        for n, ((piece, s, _, surprisal), gain) in enumerate(zip(owners, gains)):
+        # gain_gap needs every rescored candidate of a span, so collect the gains first.
+        best: dict[tuple[int, int, int], float] = {}
+        gains = []
+        for (piece, s, base, _), cont in zip(owners, conts):
             key = (id(piece), s.candidate.first, s.candidate.last)
-            others = [gains[m] for m in by_span[key] if m != n]
-            hot = hot_spans[key[0]] - (best[key] > HEAT_GAIN)
+            gains.append(cont - base)
+            best[key] = max(best.get(key, -1e9), cont - base)
+        for (piece, s, _, surprisal), gain in zip(owners, gains):
+            key = (id(piece), s.candidate.first, s.candidate.last)
             s.features.update(rescore_features(s.features["prerank"], gain, best[key], surprisal, s.features["pps"]))
-            s.features.update(context_features(gain, others, hot, span_count[key[0]]))
         return batch
 
     def evidenced(self, c: Candidate) -> bool:

@@ -42,19 +42,13 @@ frequency in news (a spinner that swaps "said" for "mentioned" every time leaves
 PPS_FEATURES = ("pps", "pps_gain")
 """Whether the real spun phrase pairs link the candidate (the table's `pps` source, `training.tortured`), and its LM
 gain where they do: a slope of its own for the swaps a real spinner is known to make."""
-CONTEXT_FEATURES = ("gain_margin", "heat", "heat_share")
-"""After rescoring, from the other rescored candidates: the candidate's LM gain over the best other candidate of its
-span (is the choice clear?), and how many other spans of its sentence have a best gain over `HEAT_GAIN` (log count,
-and share of the sentence's candidate spans: a spinner swaps many words of a sentence, a false alarm stands alone)."""
-HEAT_GAIN = 6.0
 SCHEMAS = (
     FEATURES,
     (*FEATURES, *DOCUMENT_FEATURES),
     (*FEATURES, *PPS_FEATURES),
-    (*FEATURES, *CONTEXT_FEATURES),
 )
-"""The feature lists a ranker may be trained on: sentence features alone, with the document's, with the real
-pairs' links, or with the rescored context's."""
+"""The feature lists a ranker may be trained on: sentence features alone, with the document's, or with the real
+pairs' links."""
 
 _VOWEL = set("aeiouAEIOU")
 
@@ -128,18 +122,6 @@ def document_features(c: Candidate, doc: DocumentStats, table: CandidateTable) -
         "doc_before_excess": doc_zipf(before) - table.zipf(c.before.lower()),
         "doc_after_excess": doc_zipf(after) - table.zipf(c.after.lower()),
         "doc_words": math.log1p(doc.words),
-    }
-
-
-def context_features(gain: float, others: list[float], hot: int, spans: int) -> dict[str, float]:
-    """The `CONTEXT_FEATURES` of a candidate with LM `gain`, given the gains of the other rescored candidates of its
-    span (`others`), the number of other spans of its sentence whose best gain exceeds `HEAT_GAIN` (`hot`), and the
-    number of its sentence's spans with rescored candidates (`spans`)."""
-    margin = gain - max(others) if others else 10.0
-    return {
-        "gain_margin": min(max(margin, -20.0), 10.0),
-        "heat": math.log1p(hot),
-        "heat_share": hot / max(spans - 1, 1),
     }
 
 
