@@ -37,6 +37,7 @@ from evaluation.testsets import load_testset
 from normalizer.engines.pipeline import Pipeline, Scored
 from normalizer.stages.candidates import Candidate
 from normalizer.stages.features import FEATURES, SCHEMAS
+from normalizer.stages.lm import SMOLLM2
 from normalizer.stages.ranker import Ranker
 from training.ranker import decision_table
 
@@ -147,6 +148,7 @@ def refit_at_gates(pipeline: Pipeline, cache: Path, gates: list[float], sets: di
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default=None, help="the checkpoint that scores (default: the shipped one)")
+    parser.add_argument("--lm", default=SMOLLM2, help="the language model that scores (smollm2, .gguf or a folder)")
     parser.add_argument("--testsets", nargs="+", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--clean-limit", type=int, default=100, help="rows of a set named clean")
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    pipeline = Pipeline.from_pretrained(args.pipeline)
+    pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm)
     if bool(args.refit) != bool(args.gates) or not (args.rankers or args.refit):
         parser.error("give --rankers, or --refit with --gates")
     sets = scored_sets(pipeline, args.testsets, args.limit, args.scores, args.clean_limit)

@@ -313,3 +313,27 @@ def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_
     resumed = train(config(pairs_dir, tokenizer_dir, tmp_path / "run", preset=str(preset), max_steps=6))
     again = Seq2SeqRestorer.from_pretrained(resumed, device="cpu").model
     assert not torch.equal(again.lm_head.weight, model.lm_head.weight)
+
+
+def test_lm_news_trains_the_top_layers_only_and_writes_a_checkpoint_the_pipeline_loads(tmp_path):
+    from helpers import tiny_bpe_lm_dir
+    from safetensors.torch import load_file
+
+    from normalizer.stages.lm import LanguageModel
+    from training import lm_news
+
+    texts = [f"The council said on day {i} that the plan would go ahead." for i in range(300)]
+    corpus = tmp_path / "news.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    base = tiny_bpe_lm_dir(tmp_path / "base", texts, layers=2)
+    out = tmp_path / "adapted"
+    lm_news.main(
+        ["--lm", str(base), "--out", str(out), "--corpus", str(corpus), "--layers", "1", "--minutes", "0.05",
+         "--eval-every", "2", "--batch-size", "4", "--lr", "1e-2", "--threads", "1"]
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 0 and rows[-1]["step"] > 0 and rows[-1]["dev_nll"] < rows[0]["dev_nll"]
+    before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed)
+    assert LanguageModel.from_pretrained(out, device="cpu").sequence_logprob([[1, 5, 6]])[0] < 0
