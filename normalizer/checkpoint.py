@@ -32,6 +32,8 @@ RANKER_FILE = "ranker.json"
 PRERANKER_FILE = "preranker.json"
 CHANNEL_FILE = "channel.json.gz"
 SPM_FILE = "spiece.model"
+LM_DELTA_FILE = "lm_delta.safetensors"
+"""Tensors of the scoring LM that replace the base's (`training.lm_news`): its top layers adapted to news."""
 
 
 def resolve_checkpoint(path: str | Path | None = None) -> Path:

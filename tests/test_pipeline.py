@@ -480,3 +480,42 @@ def test_rankers_clean_limit_applies_to_clean_sets_alone(tmp_path, pipeline):
         )  # fmt: skip
     sets = scored_sets(pipeline, [tmp_path / "clean.jsonl", tmp_path / "spun.jsonl"], 2, None, clean_limit=4)
     assert len(sets["clean"][0]) == 4 and len(sets["spun"][0]) == 2
+
+
+def test_a_checkpoints_lm_delta_is_laid_over_smollm2_and_checked(tmp_path, pipeline_checkpoint, monkeypatch, caplog):
+    """`lm_delta.safetensors` (training.lm_news --export) replaces the named tensors of the default LM when the
+    pipeline loads; with another LM it is left out with a warning; a damaged delta is an error, nothing replaced."""
+    from safetensors.torch import save_file
+
+    from normalizer.stages import lm as lm_module
+
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    base = LanguageModel.from_pretrained(lm_dir, device="cpu")
+    name = "model.layers.0.mlp.down_proj.weight"
+    weight = base.model.state_dict()[name]
+    tuned = (weight + 0.5).to(torch.float16)
+    save_file({name: tuned}, str(pipeline_checkpoint / "lm_delta.safetensors"))
+    real = lm_module.LanguageModel.from_pretrained
+    monkeypatch.setattr(
+        lm_module.LanguageModel,
+        "from_pretrained",
+        classmethod(lambda cls, path, **kw: real(lm_dir if path == lm_module.SMOLLM2 else path, **kw)),
+    )
+    pipe = Pipeline.from_pretrained(pipeline_checkpoint, device="cpu")
+    assert torch.equal(pipe.lm.model.state_dict()[name], tuned.float())
+    other = Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu")
+    assert torch.equal(other.lm.model.state_dict()[name], weight)
+    assert any("not applied" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for bad, match in (
+        ({"model.no_such.weight": tuned}, "not one of"),
+        ({name: tuned[:2]}, "not one of"),
+        ({name: torch.full_like(tuned, float("nan"))}, "non-finite"),
+    ):
+        path = tmp_path / "bad.safetensors"
+        save_file(bad, str(path))
+        with pytest.raises(ValueError, match=match):
+            base.apply_delta(path)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        base.apply_delta(path)
+    assert torch.equal(base.model.state_dict()[name], weight)

@@ -9,6 +9,11 @@ transformer blocks and the final norm learn (the tied embeddings stay as they ar
 per token on `--eval-n` dev sentences is logged before, every `--eval-every` steps and at the end; the model is
 written with `save_pretrained` (safetensors) with its tokenizer, a local checkpoint `--lm DIR` takes, each time
 it is evaluated and at the end. `train_log.jsonl` in `--out` has one line per evaluation.
+
+    python -m training.lm_news --export runs/lm-news --out models/default/lm_delta.safetensors
+
+writes the tensors it changed (float16) as a pipeline checkpoint's `lm_delta.safetensors`, which the pipeline lays
+over SmolLM2 when it loads (`LanguageModel.apply_delta`).
 """
 
 from __future__ import annotations
@@ -67,10 +72,25 @@ def mean_nll(model, tokenizer, texts: list[str], start_id: int, max_tokens: int)
     return total / max(count, 1.0)
 
 
+def export_delta(adapted: str | Path, out: str | Path, base: str | Path = SMOLLM2) -> int:
+    """Write the tensors in which `adapted` differs from `base` to `out` (safetensors, float16): what a pipeline
+    checkpoint holds as `lm_delta.safetensors`. Returns the number of tensors written."""
+    from safetensors.torch import save_file
+
+    tuned, _ = load_causal_lm(adapted, torch.device("cpu"), "float32")
+    plain, _ = load_causal_lm(base, torch.device("cpu"), "float32")
+    own = plain.state_dict()
+    changed = {name: t for name, t in tuned.state_dict().items() if not torch.equal(t, own[name])}
+    delta = {name: t.to(torch.float16).contiguous() for name, t in changed.items()}
+    save_file(delta, str(out), metadata={"base": str(base), "from": str(adapted)})
+    return len(delta)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lm", default=SMOLLM2)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="model folder (or with --export: the delta file)")
+    parser.add_argument("--export", type=Path, help="write the tensors this adapted folder changed to --out")
     parser.add_argument("--corpus", nargs="+", help="clean corpora (default: the shared news corpora)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     parser.add_argument("--layers", type=int, default=8, help="top transformer blocks that learn")
@@ -83,6 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.export:
+        n = export_delta(args.export, args.out, args.lm)
+        print(f"wrote {args.out}: {n} tensors, {args.out.stat().st_size / 1e6:.1f} MB")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

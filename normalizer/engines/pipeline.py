@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from normalizer.checkpoint import CANDIDATES_FILE, PIPELINE_FILE, PRERANKER_FILE, read_config, resolve_checkpoint
+from normalizer.checkpoint import (
+    CANDIDATES_FILE,
+    LM_DELTA_FILE,
+    PIPELINE_FILE,
+    PRERANKER_FILE,
+    read_config,
+    resolve_checkpoint,
+)
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
 from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
@@ -243,9 +250,15 @@ class Pipeline(Restorer):
         seq2seq = None
         if config.seq2seq and (directory / "config.json").is_file():
             seq2seq = Seq2SeqRestorer.from_pretrained(directory, device=device)
+        language_model = LanguageModel.from_pretrained(lm, device=device)
+        if (directory / LM_DELTA_FILE).is_file():
+            if str(lm) == SMOLLM2:
+                language_model.apply_delta(directory / LM_DELTA_FILE)
+            else:
+                logger.warning("%s: %s adapts SmolLM2, not %s: not applied", directory, LM_DELTA_FILE, lm)
         return cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
-            LanguageModel.from_pretrained(lm, device=device),
+            language_model,
             Ranker.load(directory, SCHEMAS),
             Channel.load(directory),
             Ranker.load(directory, CHEAP_FEATURES, PRERANKER_FILE),

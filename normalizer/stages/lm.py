@@ -97,6 +97,26 @@ class LanguageModel:
         model, tokenizer = load_causal_lm(path, dev, dtype)
         return cls(model, tokenizer, device=dev)
 
+    def apply_delta(self, path: str | Path) -> int:
+        """Replace the model's tensors by those of a safetensors file (`training.lm_news --export`): every tensor in
+        it must name one of the model's, with its shape, and hold finite numbers; else ValueError and nothing is
+        replaced. Returns the number of tensors replaced."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        check_safetensors(path)
+        delta = load_file(str(path))
+        own = self.model.state_dict()
+        for name, tensor in delta.items():
+            if name not in own or own[name].shape != tensor.shape:
+                raise ValueError(f"{path}: tensor {name!r} {tuple(tensor.shape)} is not one of this model's")
+            if not torch.isfinite(tensor).all():
+                raise ValueError(f"{path}: tensor {name!r} holds non-finite values (damaged?)")
+        with torch.no_grad():
+            for name, tensor in delta.items():
+                own[name].copy_(tensor.to(own[name].dtype))
+        return len(delta)
+
     def chunk_ids(self, chunk: str) -> list[int]:
         """Token ids of one word chunk (its leading space included), cached."""
         ids = self._chunks.get(chunk)
