@@ -315,6 +315,66 @@ def test_untied_output_layer_trains_saves_and_loads_untied(pairs_dir, tokenizer_
     assert not torch.equal(again.lm_head.weight, model.lm_head.weight)
 
 
+def test_restore_example_targets_the_original_at_each_swapped_span_and_the_next_token_elsewhere(tmp_path):
+    from helpers import tiny_bpe_lm_dir
+
+    from normalizer.stages.lm import LanguageModel
+    from training.lm_news import restore_batches, restore_example
+    from training.spin import SpinResult, Swap
+
+    texts = ["The firm said the war was over.", "The agency mentioned the struggle was over."] * 20
+    lm = LanguageModel.from_pretrained(tiny_bpe_lm_dir(tmp_path / "lm", texts), device="cpu")
+    spun = "The agency mentioned the struggle was over."
+    swaps = [Swap(4, 8, 4, 10, "firm", "agency"), Swap(9, 13, 11, 20, "said", "mentioned"),
+             Swap(18, 21, 25, 33, "war", "struggle")]  # fmt: skip
+    seq, labels, found = restore_example(lm, SpinResult("The firm said the war was over.", spun, swaps))
+    chunks = [" agency", " mentioned", " the", " struggle"]
+    pos = {c: seq.index(lm.chunk_ids(c)[0], 1) for c in chunks}
+    assert labels[0] == -100 and len(labels) == len(seq)
+    for chunk, original in ((" agency", " firm"), (" mentioned", " said"), (" struggle", " war")):
+        at, width = pos[chunk], len(lm.chunk_ids(chunk))
+        assert labels[at] == lm.chunk_ids(original)[0]  # the original's first token, from the spun left context
+        assert all(x == -100 for x in labels[at + 1 : at + width])  # the rest of the spun span is not scored
+        assert (at, lm.chunk_ids(original)[0], seq[at]) in found
+    assert labels[pos[" the"]] == seq[pos[" the"]]  # an unswapped word keeps its own next token
+    assert len(found) == 3
+    # An unswapped sentence is plain language modelling; batches pad with -100.
+    clean, clean_labels, none = restore_example(lm, SpinResult(texts[0], texts[0], []))
+    assert clean_labels[1:] == clean[1:] and none == []
+    ids, mask, lab, rows = next(restore_batches(lm, [SpinResult(texts[0], texts[0], []),
+                                                     SpinResult("x", spun, swaps)], 96, 2))  # fmt: skip
+    assert ids.shape == lab.shape == mask.shape and (lab[mask == 0] == -100).all()
+    assert {r[0] for r in rows} == {1} and len(rows) == 3
+
+
+def test_lm_news_restore_trains_on_spun_sentences_and_logs_the_swap_margin(tmp_path, monkeypatch):
+    from helpers import tiny_bpe_lm_dir
+
+    from training import lm_news, pairs
+    from training.lexicon import Lexicon
+    from training.spin import Spinner
+
+    table = {"say": ["mention"], "war": ["struggle"], "firm": ["agency"], "plan": ["scheme"]}
+    sources = {name: {w: {"": syns} for w, syns in table.items()} for name in ("moby", "wordnet", "mythes")}
+    lexicon = Lexicon(sources, {w: 4.0 for syns in table.values() for w in syns} | {w: 5.0 for w in table})
+    monkeypatch.setitem(pairs._SPINNERS, "spinbot", Spinner("spinbot", 0.0, lexicon=lexicon))
+    texts = [f"The firm said on day {i} that the war and the plan were over." for i in range(200)]
+    corpus = tmp_path / "news.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    base = tiny_bpe_lm_dir(tmp_path / "base", texts + [t.replace("said", "mentioned") for t in texts], layers=2)
+    out = tmp_path / "restore"
+    lm_news.main(
+        ["--lm", str(base), "--out", str(out), "--corpus", str(corpus), "--layers", "1", "--minutes", "0.05",
+         "--eval-every", "2", "--batch-size", "4", "--lr", "1e-2", "--threads", "1", "--restore",
+         "--profiles", "spinbot", "--eval-n", "20"]
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] > 0 and all("swap_margin" in r and "restore_nll" in r for r in rows)
+    assert rows[-1]["restore_nll"] < rows[0]["restore_nll"] and rows[-1]["swap_margin"] > rows[0]["swap_margin"]
+    with pytest.raises(SystemExit):
+        lm_news.main(["--lm", str(base), "--out", str(out), "--corpus", str(corpus), "--restore", "--profiles", "nope"])
+
+
 def test_lm_news_trains_the_top_layers_only_and_writes_a_checkpoint_the_pipeline_loads(tmp_path):
     from helpers import tiny_bpe_lm_dir
     from safetensors.torch import load_file

@@ -14,6 +14,18 @@ it is evaluated and at the end. `train_log.jsonl` in `--out` has one line per ev
 
 writes the tensors it changed (float16) as a pipeline checkpoint's `lm_delta.safetensors`, which the pipeline lays
 over SmolLM2 when it loads (`LanguageModel.apply_delta`).
+
+    python -m training.lm_news --restore --delta models/default/lm_delta.safetensors --out runs/lm-restore
+
+trains the scorer for the task instead (`--restore`): each training sentence is spun by one of the training spinner
+profiles (`--profiles`, in turn, at a rate drawn as `training.pairs` draws it, 0 included: a share stays clean),
+read as the pipeline reads it (word chunks, `<|endoftext|>` first), and at the first token of every swapped span the
+target is the *original's* first token instead of the spun one (the span's other tokens are not scored; every other
+position keeps its own next token). The model so learns, from the left context alone, which words a spinner put
+there and what stood there before: exactly what the pre-ranker's `first_gain` and the rescoring's `lm_gain` ask of
+it. `--delta` starts from a checkpoint's adapted layers; dev sentences spun the same way are logged as
+`restore_nll` (the same loss) and `swap_margin` (mean log-probability of the original's first token less the spun
+one's, at the swapped spans), next to the clean `dev_nll`.
 """
 
 from __future__ import annotations
@@ -28,8 +40,13 @@ from pathlib import Path
 import torch
 
 from normalizer.stages.lm import SMOLLM2, LanguageModel, load_causal_lm
+from training.spin import DICTIONARY_PROFILES, PROFILES, TRAIN_PROFILES
 
 logger = logging.getLogger(__name__)
+
+RESTORE_PROFILES = (*TRAIN_PROFILES, "dict-moby", "dict-wordnet")
+"""The spinners `--restore` trains on: the training thesaurus profiles and the training dictionary spinners that use
+no MyThes (the held-out dictionary spinner's lexicon)."""
 
 
 def corpus_sentences(splits: dict, split: str, seed: int) -> list[str]:
@@ -72,6 +89,87 @@ def mean_nll(model, tokenizer, texts: list[str], start_id: int, max_tokens: int)
     return total / max(count, 1.0)
 
 
+def restore_example(lm: LanguageModel, result) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
+    """One spun sentence (`training.spin.SpinResult`) as the pipeline reads it: LM ids (start token first), labels
+    (the next token; at a swapped span's first token the original's first token, the span's other tokens -100), and
+    (position, original id, spun id) of each swapped span's first token."""
+    from normalizer.edits import tokenize
+    from normalizer.engines.pipeline import _chunks
+
+    text = result.spun
+    tokens = tokenize(text)
+    chunks = _chunks(text, tokens)
+    starts, seq = [], [lm.start_id]
+    for chunk in chunks:
+        starts.append(len(seq))
+        seq += lm.chunk_ids(chunk)
+    starts.append(len(seq))
+    labels = list(seq)
+    swaps = []
+    ends = [0] + [t.end for t in tokens]
+    for sw in result.swaps:
+        idx = [k for k, t in enumerate(tokens) if t.start >= sw.spun_start and t.end <= sw.spun_end]
+        if not idx:
+            continue
+        first, last = idx[0], idx[-1] + 1
+        for pos in range(starts[first], starts[last]):
+            labels[pos] = -100
+        original = lm.chunk_ids(text[ends[first] : tokens[first].start] + sw.original) if sw.original else []
+        if original and starts[first] < starts[last]:
+            labels[starts[first]] = original[0]
+            swaps.append((starts[first], original[0], seq[starts[first]]))
+    labels[0] = -100
+    return seq, labels, swaps
+
+
+def restore_batches(lm: LanguageModel, results: list, max_tokens: int, size: int):
+    """(input_ids, attention_mask, labels, swaps) tensors of `size` spun sentences each (see `restore_example`);
+    `swaps` rows are (row, position, original id, spun id)."""
+    for k in range(0, len(results), size):
+        rows = [restore_example(lm, r) for r in results[k : k + size]]
+        n = min(max(len(seq) for seq, _, _ in rows), max_tokens)
+        ids = torch.full((len(rows), n), lm.start_id)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        labels = torch.full((len(rows), n), -100)
+        swaps = []
+        for i, (seq, lab, sw) in enumerate(rows):
+            seq, lab = seq[:n], lab[:n]
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+            labels[i, : len(lab)] = torch.tensor(lab)
+            swaps += [(i, pos, o, s) for pos, o, s in sw if pos < n]
+        yield ids, mask, labels, swaps
+
+
+def spun_sentences(texts: list[str], profiles: tuple[str, ...], seed: int) -> list:
+    """Each text spun by `profiles` in turn, at a rate drawn as `training.pairs` draws it (0 leaves it clean)."""
+    from dataclasses import asdict
+
+    from training.pairs import PairsConfig, spin_one
+
+    config = {**asdict(PairsConfig()), "profiles": list(profiles), "seed": seed}
+    return [spin_one(text, k, config)[0] for k, text in enumerate(texts)]
+
+
+@torch.no_grad()
+def restore_scores(model, lm: LanguageModel, results: list, max_tokens: int) -> tuple[float, float]:
+    """(mean restore loss per labelled token, mean log-probability margin of the original's first token over the
+    spun one's at swapped spans) on spun sentences."""
+    model.eval()
+    total = count = margin = swaps_seen = 0.0
+    for ids, mask, labels, swaps in restore_batches(lm, results, max_tokens, 16):
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        target = labels[:, 1:]
+        picked = logp[:, :-1].gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        total -= float(picked[target != -100].sum())
+        count += float((target != -100).sum())
+        for row, pos, orig, spun in swaps:
+            margin += float(logp[row, pos - 1, orig] - logp[row, pos - 1, spun])
+            swaps_seen += 1
+    model.train()
+    return total / max(count, 1.0), margin / max(swaps_seen, 1.0)
+
+
 def export_delta(adapted: str | Path, out: str | Path, base: str | Path = SMOLLM2) -> int:
     """Write the tensors in which `adapted` differs from `base` to `out` (safetensors, float16): what a pipeline
     checkpoint holds as `lm_delta.safetensors`. Returns the number of tensors written."""
@@ -101,6 +199,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--restore", action="store_true", help="train to restore spun sentences (see above)")
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        default=list(RESTORE_PROFILES),
+        help="spinner profiles for --restore, in turn (default: the training profiles, no MyThes dictionary)",
+    )
+    parser.add_argument("--delta", type=Path, help="lay this lm_delta.safetensors over --lm before training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.export:
@@ -111,7 +217,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model, tokenizer = load_causal_lm(args.lm, torch.device("cpu"), "float32")
-    start_id = LanguageModel(model, tokenizer).start_id  # the token the pipeline starts each sentence with
+    lm = LanguageModel(model, tokenizer)
+    if args.delta:
+        logger.info("%s: %d tensors laid over %s", args.delta, lm.apply_delta(args.delta), args.lm)
+    start_id = lm.start_id  # the token the pipeline starts each sentence with
     blocks = model.model.layers
     for p in model.parameters():
         p.requires_grad_(False)
@@ -125,6 +234,23 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(args.corpus)
     train, dev = corpus_sentences(splits, "train", args.seed), corpus_sentences(splits, "dev", args.seed)[: args.eval_n]
     logger.info("%d training sentences, %d dev sentences", len(train), len(dev))
+    if args.restore:
+        unknown = [p for p in args.profiles if p not in PROFILES and p not in DICTIONARY_PROFILES]
+        if unknown:
+            parser.error(f"unknown profiles {unknown}")
+        dev_spun = spun_sentences(dev, tuple(args.profiles), args.seed + 1)
+        train_batches = (
+            (ids, mask, labels)
+            for k in range(0, len(train), 50 * args.batch_size)
+            for ids, mask, labels, _ in restore_batches(
+                lm,
+                spun_sentences(train[k : k + 50 * args.batch_size], tuple(args.profiles), args.seed * 7919 + k),
+                args.max_tokens,
+                args.batch_size,
+            )
+        )
+    else:
+        train_batches = batches(tokenizer, train, start_id, args.max_tokens, args.batch_size)
     optimizer = torch.optim.AdamW(learnt, lr=args.lr, weight_decay=0.0)
     args.out.mkdir(parents=True, exist_ok=True)
     log = (args.out / "train_log.jsonl").open("a")
@@ -132,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     def evaluate(step: int, seen: int, seconds: float) -> None:
         row = {"step": step, "sentences": seen, "train_seconds": round(seconds, 1)}
         row["dev_nll"] = round(mean_nll(model, tokenizer, dev, start_id, args.max_tokens), 4)
+        if args.restore:
+            loss, margin = restore_scores(model, lm, dev_spun, args.max_tokens)
+            row["restore_nll"], row["swap_margin"] = round(loss, 4), round(margin, 4)
         log.write(json.dumps(row) + "\n")
         log.flush()
         logger.info("%s", row)
@@ -141,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     model.train()
     evaluate(0, 0, 0.0)
     budget, spent, step, seen = args.minutes * 60, 0.0, 0, 0
-    for ids, mask, labels in batches(tokenizer, train, start_id, args.max_tokens, args.batch_size):
+    for ids, mask, labels in train_batches:
         t0 = time.time()
         lr = args.lr * min(1.0, (step + 1) / 20)  # warm-up over 20 steps
         for group in optimizer.param_groups:

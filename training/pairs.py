@@ -87,23 +87,27 @@ def target_for(spun: str, swaps: list[Swap]) -> str:
 _SPINNERS: dict = {}
 
 
+def spin_one(text: str, idx: int, config: dict) -> tuple[SpinResult, str, float]:
+    """Sentence `idx` of a split spun as the pairs spin it: (result, profile, rate), seeded by the index alone."""
+    rng = random.Random(config["seed"] * 1_000_003 + idx)
+    profile = config["profiles"][idx % len(config["profiles"])]
+    rate = rng.choices(config["rates"], weights=config["rate_weights"], k=1)[0]
+    if profile not in _SPINNERS:
+        dictionary = profile in DICTIONARY_PROFILES
+        _SPINNERS[profile] = dictionary_spinner(profile) if dictionary else Spinner(profile, 0.0, seed=config["seed"])
+    spinner = _SPINNERS[profile]
+    if profile in DICTIONARY_PROFILES:
+        result = spinner.spin(text, rng=rng) if rate > 0 else SpinResult(text, text, [])
+    else:
+        result = spinner.spin(text, rng=rng, rate=rate)
+    return result, profile, rate
+
+
 def spin_batch(batch: dict, indices: list[int], config: dict, offset: int = 0) -> dict:
     """`datasets.map` function: spin each `original` sentence, seeded by its index in the split."""
     out = {"spun": [], "target": [], "profile": [], "rate": []}
     for text, idx in zip(batch["original"], (i + offset for i in indices)):
-        rng = random.Random(config["seed"] * 1_000_003 + idx)
-        profile = config["profiles"][idx % len(config["profiles"])]
-        rate = rng.choices(config["rates"], weights=config["rate_weights"], k=1)[0]
-        if profile not in _SPINNERS:
-            dictionary = profile in DICTIONARY_PROFILES
-            _SPINNERS[profile] = (
-                dictionary_spinner(profile) if dictionary else Spinner(profile, 0.0, seed=config["seed"])
-            )
-        spinner = _SPINNERS[profile]
-        if profile in DICTIONARY_PROFILES:
-            result = spinner.spin(text, rng=rng) if rate > 0 else SpinResult(text, text, [])
-        else:
-            result = spinner.spin(text, rng=rng, rate=rate)
+        result, profile, rate = spin_one(text, idx, config)
         out["spun"].append(result.spun)
         out["target"].append(target_for(result.spun, result.swaps))
         out["profile"].append(profile)
