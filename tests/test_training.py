@@ -347,6 +347,20 @@ def test_restore_example_targets_the_original_at_each_swapped_span_and_the_next_
     assert {r[0] for r in rows} == {1} and len(rows) == 3
 
 
+def test_weighted_loss_is_the_models_own_loss_at_weight_one_and_leans_on_the_swaps_above_it():
+    from training.lm_news import swap_weights, weighted_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 11)
+    labels = torch.tensor([[0, 3, 4, -100, 7], [0, 1, 2, 3, -100]])
+    own = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1))
+    ones = swap_weights(labels, [], 5.0)
+    assert weighted_loss(logits, labels, ones).item() == pytest.approx(own.item(), rel=1e-6)
+    ce = torch.nn.functional.cross_entropy(logits[0, 1], labels[0, 2])  # the target at position 2 of row 0
+    heavy = weighted_loss(logits, labels, swap_weights(labels, [(0, 2, 4, 9)], 1000.0))
+    assert heavy.item() == pytest.approx(ce.item(), rel=1e-2)
+
+
 def test_lm_news_restore_trains_on_spun_sentences_and_logs_the_swap_margin(tmp_path, monkeypatch):
     from helpers import tiny_bpe_lm_dir
 

@@ -141,6 +141,23 @@ def restore_batches(lm: LanguageModel, results: list, max_tokens: int, size: int
         yield ids, mask, labels, swaps
 
 
+def swap_weights(labels: torch.Tensor, swaps: list[tuple[int, int, int, int]], weight: float) -> torch.Tensor:
+    """Per-target weights: `weight` at each swapped span's first token (`restore_batches`' swaps), 1 elsewhere."""
+    weights = torch.ones(labels.shape, dtype=torch.float32)
+    for row, pos, _, _ in swaps:
+        weights[row, pos] = weight
+    return weights
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean cross-entropy of next-token targets (`labels` aligned with the inputs, -100 unscored)."""
+    target, w = labels[:, 1:], weights[:, 1:] * (labels[:, 1:] != -100)
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100, reduction="none"
+    )
+    return (ce * w.reshape(-1)).sum() / w.sum().clamp(min=1.0)
+
+
 def spun_sentences(texts: list[str], profiles: tuple[str, ...], seed: int) -> list:
     """Each text spun by `profiles` in turn, at a rate drawn as `training.pairs` draws it (0 leaves it clean)."""
     from dataclasses import asdict
@@ -206,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
         default=list(RESTORE_PROFILES),
         help="spinner profiles for --restore, in turn (default: the training profiles, no MyThes dictionary)",
     )
+    parser.add_argument(
+        "--swap-weight", type=float, default=1.0, help="--restore: a swapped span's target's weight (1 elsewhere)"
+    )
     parser.add_argument("--delta", type=Path, help="lay this lm_delta.safetensors over --lm before training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -240,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown profiles {unknown}")
         dev_spun = spun_sentences(dev, tuple(args.profiles), args.seed + 1)
         train_batches = (
-            (ids, mask, labels)
+            batch
             for k in range(0, len(train), 50 * args.batch_size)
-            for ids, mask, labels, _ in restore_batches(
+            for batch in restore_batches(
                 lm,
                 spun_sentences(train[k : k + 50 * args.batch_size], tuple(args.profiles), args.seed * 7919 + k),
                 args.max_tokens,
@@ -270,12 +290,17 @@ def main(argv: list[str] | None = None) -> None:
     model.train()
     evaluate(0, 0, 0.0)
     budget, spent, step, seen = args.minutes * 60, 0.0, 0, 0
-    for ids, mask, labels in train_batches:
+    for batch in train_batches:
+        ids, mask, labels = batch[:3]
+        weights = swap_weights(labels, batch[3], args.swap_weight) if len(batch) > 3 else None
         t0 = time.time()
         lr = args.lr * min(1.0, (step + 1) / 20)  # warm-up over 20 steps
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if weights is None:
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        else:
+            loss = weighted_loss(model(input_ids=ids, attention_mask=mask).logits, labels, weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(learnt, 1.0)
         optimizer.step()
