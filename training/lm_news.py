@@ -93,17 +93,10 @@ def restore_example(lm: LanguageModel, result) -> tuple[list[int], list[int], li
     """One spun sentence (`training.spin.SpinResult`) as the pipeline reads it: LM ids (start token first), labels
     (the next token; at a swapped span's first token the original's first token, the span's other tokens -100), and
     (position, original id, spun id) of each swapped span's first token."""
-    from normalizer.edits import tokenize
-    from normalizer.engines.pipeline import _chunks
+    from normalizer.engines.pipeline import lm_reading
 
     text = result.spun
-    tokens = tokenize(text)
-    chunks = _chunks(text, tokens)
-    starts, seq = [], [lm.start_id]
-    for chunk in chunks:
-        starts.append(len(seq))
-        seq += lm.chunk_ids(chunk)
-    starts.append(len(seq))
+    tokens, seq, starts = lm_reading(lm, text)
     labels = list(seq)
     swaps = []
     ends = [0] + [t.end for t in tokens]

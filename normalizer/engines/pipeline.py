@@ -335,13 +335,7 @@ class Pipeline(Restorer):
             doc = documents[k] if documents is not None else text
             if id(doc) not in stats:
                 stats[id(doc)] = DocumentStats(doc)
-            tokens = tokenize(text)
-            chunks = _chunks(text, tokens)
-            starts, seq = [], [self.lm.start_id]
-            for chunk in chunks:
-                starts.append(len(seq))
-                seq += self.lm.chunk_ids(chunk)
-            starts.append(len(seq))
+            tokens, seq, starts = lm_reading(self.lm, text)
             piece = Piece(text, tokens, seq, starts, document=stats[id(doc)])
             if len(seq) > 1:
                 ends = [0] + [t.end for t in tokens]
@@ -519,6 +513,18 @@ class Pipeline(Restorer):
 def left(piece: Piece, s: Scored) -> str:
     """The word before a candidate's span in its piece (for the guard's unit rule)."""
     return piece.tokens[s.candidate.first - 1].text if s.candidate.first > 0 else ""
+
+
+def lm_reading(lm: LanguageModel, text: str) -> tuple[list[Token], list[int], list[int]]:
+    """A piece as the language model reads it: its word tokens, its LM ids (the start token first) and the position
+    in those ids of each token's chunk (the token and the space before it), then the end."""
+    tokens = tokenize(text)
+    starts, seq = [], [lm.start_id]
+    for chunk in _chunks(text, tokens):
+        starts.append(len(seq))
+        seq += lm.chunk_ids(chunk)
+    starts.append(len(seq))
+    return tokens, seq, starts
 
 
 def _chunks(text: str, tokens: list[Token]) -> list[str]:
