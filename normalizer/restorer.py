@@ -310,6 +310,9 @@ class Restorer:
     every part fits, so memory and time per piece are bounded whatever the script."""
     passes: int = 1
     """1, or more: each extra pass proposes the pieces that changed again with the edits so far applied."""
+    pass_threshold: float | None = None
+    """The least confidence of an edit found by an extra pass (the call's threshold where that is higher); None:
+    the call's threshold."""
     guard: GuardConfig = GuardConfig()
     document_prior: DocumentPrior | None = None
     """Re-estimate each document's rate of right proposals and move their confidences to it (None: off)."""
@@ -448,12 +451,14 @@ class Restorer:
         """(edits, rejections) per piece, in piece offsets. With `passes` 2 or more, each extra pass proposes the
         pieces that changed again with every edit so far applied (a swap next to another is judged in repaired
         context); a new edit that touches an applied one is dropped. `owners[i]` is piece i's document (default: its
-        own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others."""
+        own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others; an extra
+        pass's edits need `pass_threshold` where that is higher than `threshold`."""
         proposals = self.propose_once(pieces, batch_size, progress, documents)
         evidence = self.document_evidence(proposals, owners, fingerprints)
         if evidence is not None:
             proposals = [ev.apply(p) for p, ev in zip(proposals, evidence)]
         results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
+        later = threshold if self.pass_threshold is None else max(threshold, self.pass_threshold)
         for _ in range(self.passes - 1):
             redo = [i for i, (chosen, _) in enumerate(results) if chosen]
             if not redo:
@@ -466,7 +471,7 @@ class Restorer:
             for i, (text, repairs), found in zip(redo, repaired, again):
                 chosen, refused = results[i]
                 added = []
-                for e in decide(found, threshold, self.guard, text)[0]:
+                for e in decide(found, later, self.guard, text)[0]:
                     mapped = map_back(e.start, e.end, repairs)
                     if mapped is not None:
                         added.append(replace(e, start=mapped[0], end=mapped[1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 from helpers import tiny_lm_dir
@@ -225,7 +226,13 @@ def test_dictionary_passes_propose_changed_pieces_again(table, tmp_path):  # noq
     assert seen == [["The agency mentioned it.", "Nothing here."], ["The firm said it."]]
     assert pipe.passes == 2
     pipe.dictionary = None
-    assert pipe.passes == 1  # without a dictionary, one pass whatever the setting
+    assert pipe.passes == 1  # without a dictionary, `passes` (1 here) whatever dictionary_passes says
+    pipe.config = replace(config, passes=2)
+    seen.clear()
+    pipe.normalize("The agency mentioned it.")
+    assert pipe.passes == 2 and len(seen) in (1, 2)  # a second call only where the first pass changed the piece
     for bad in (0, 4):
         with pytest.raises(ValueError):
             PipelineConfig(dictionary_passes=bad)
+        with pytest.raises(ValueError):
+            PipelineConfig(passes=bad)

@@ -128,7 +128,9 @@ def test_a_quantity_is_not_dropped_for_its_unit(normalizer):
         ({"threshold": "0.5"}, "wrong type"),
         ({"seq2seq": 1}, "wrong type"),
         ({"prerank_k": True}, "wrong type"),
-        ({"passes": 2}, "unknown keys"),  # the option that left the product
+        ({"rescore_all": True}, "unknown keys"),
+        ({"passes": 4}, "passes"),
+        ({"pass_threshold": 2.0}, "threshold"),
         ({"threshold": 1.5}, "threshold"),
     ],
 )
@@ -214,6 +216,36 @@ def test_document_prior_acts_per_document_and_keeps_the_first_pass_shift():
     again = Fixed(0.7, DocumentPrior(rate=0.05, strength=5.0, max_shift=3.0), passes=2)
     again.restore_batch([dense.replace("it.", "it, stated it.")])
     assert len(again.calls) == 2  # the second pass sees only the changed pieces, with the first pass's shift
+
+
+class TwoStep(Restorer):
+    """Proposes "stated" -> "said" at 0.9, and "plain" -> "simple" at 0.85 only in a piece where "said" stands (a
+    swap the engine sees only once its neighbour is repaired)."""
+
+    def __init__(self, pass_threshold=None):
+        self.passes, self.threshold, self.pass_threshold = 2, 0.8, pass_threshold
+
+    def piece_tokens(self, text):
+        return len(text.split())
+
+    def propose(self, pieces, *, batch_size=None, progress=False, documents=None):
+        out = []
+        for piece in pieces:
+            k, j = piece.find("stated"), piece.find("plain")
+            found = [Edit(k, k + 6, "stated", "said", 0.9)] if k >= 0 else []
+            if j >= 0 and "said" in piece:
+                found.append(Edit(j, j + 5, "plain", "simple", 0.85))
+            out.append(found)
+        return out
+
+
+def test_extra_passes_need_the_pass_threshold():
+    text = "He stated the plain truth."
+    assert TwoStep().normalize(text) == "He said the simple truth."  # the second pass finds "plain" at 0.85
+    assert TwoStep(pass_threshold=0.9).normalize(text) == "He said the plain truth."  # under 0.9: not applied
+    assert TwoStep(pass_threshold=0.5).normalize(text) == "He said the simple truth."  # the call's 0.8 still holds
+    r = TwoStep(pass_threshold=0.5).restore(text, threshold=0.88)
+    assert r.text == "He said the plain truth."  # a call's higher threshold binds the extra pass too
 
 
 class Swaps(Restorer):

@@ -88,8 +88,11 @@ class PipelineConfig:
     dictionary_passes: int = 1
     """With a user-supplied spinner dictionary: 2 proposes every piece the first pass changed again with its edits
     applied (a dictionary spinner swaps one word in four, so a swap is often judged next to another still spun), 3
-    once more with the second pass's edits too. Without a dictionary the pipeline makes one pass (a second gave
-    nothing there: README, "Speed")."""
+    once more with the second pass's edits too."""
+    passes: int = 1
+    """The same without a dictionary."""
+    pass_threshold: float | None = None
+    """Without a dictionary: the least confidence of an edit an extra pass finds (None: the threshold's)."""
     pps_prior: float | None = None
     """For a candidate the real spinner pairs link (the `pps` source of the table, `training.tortured`): the log-odds
     before the language model's evidence that the span is a swap of it, as for a dictionary: its confidence is at
@@ -101,12 +104,13 @@ class PipelineConfig:
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
             raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
-        if self.dictionary_passes not in (1, 2, 3):
-            raise ValueError(f"dictionary_passes must be 1, 2 or 3, got {self.dictionary_passes}")
+        if self.dictionary_passes not in (1, 2, 3) or self.passes not in (1, 2, 3):
+            raise ValueError(f"passes and dictionary_passes must be 1, 2 or 3: {self}")
         if self.dictionary_k is not None and self.dictionary_k < 0:
             raise ValueError(f"dictionary_k must be None or >= 0, got {self.dictionary_k}")
-        if self.threshold is not None:
-            check_threshold(self.threshold)
+        for value in (self.threshold, self.pass_threshold):
+            if value is not None:
+                check_threshold(value)
         if self.max_lm_tokens < 8:
             raise ValueError(f"max_lm_tokens must be >= 8, got {self.max_lm_tokens}")
         if self.document_prior is not None:
@@ -211,8 +215,13 @@ class Pipeline(Restorer):
 
     @property
     def passes(self) -> int:
-        """`dictionary_passes` when a spinner dictionary is given, else 1."""
-        return self.config.dictionary_passes if self.dictionary is not None else 1
+        """`dictionary_passes` when a spinner dictionary is given, else `passes`."""
+        return self.config.dictionary_passes if self.dictionary is not None else self.config.passes
+
+    @property
+    def pass_threshold(self) -> float | None:
+        """`pass_threshold` without a dictionary (a dictionary's extra passes keep the threshold)."""
+        return self.config.pass_threshold if self.dictionary is None else None
 
     @property
     def document_prior(self) -> DocumentPrior | None:
@@ -275,7 +284,9 @@ class Pipeline(Restorer):
     def cache_key(self) -> tuple:
         parts = (self.table, self.lm, self.ranker, self.preranker, self.channel, self.seq2seq, self.dictionary)
         # The threshold, the document prior and the passes act after the proposals: changing them keeps the cache.
-        search = replace(self.config, threshold=None, document_prior=None, dictionary_passes=1)
+        search = replace(
+            self.config, threshold=None, document_prior=None, dictionary_passes=1, passes=1, pass_threshold=None
+        )
         return (repr(search), repr(self.guard), *map(id, parts))
 
     def propose(
