@@ -25,27 +25,9 @@ import torch
 from evaluation.testsets import load_testset
 from normalizer.edits import tokenize
 from normalizer.engines.pipeline import Pipeline, _chunks
-from normalizer.inflection import analyses
 from normalizer.stages.ranker import gold_edits
 
 FILTERS = ("any", "related", "embedding", "related+embedding")
-
-
-_LINKED: dict[str, tuple[frozenset, frozenset]] = {}
-
-
-def linked(table, word: str) -> tuple[frozenset, frozenset]:
-    """(the word's lemmas, every original the table gives for them), cached."""
-    if word not in _LINKED:
-        lem = frozenset({lemma for lemma, _, _ in analyses(word)} | {word})
-        _LINKED[word] = (lem, frozenset(o for lemma in lem for o, _, _ in table.originals(lemma)))
-    return _LINKED[word]
-
-
-def relation(table, spun: str, cand: str) -> bool:
-    """The table links the two in either direction, or some headword lists both (two hops)."""
-    (s_lem, s_orig), (c_lem, c_orig) = linked(table, spun), linked(table, cand)
-    return bool(s_orig & c_lem) or bool(c_orig & s_lem) or bool(s_orig & c_orig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                     h = word_of.get(j)
                     if h is None or h == s:
                         continue
-                    rel = relation(table, s, h)
+                    rel = table.related(s, h)
                     close = float(emb[j] @ emb[spun_first]) >= args.cosine
                     either = rel or close
                     verdicts = (("any", True), ("related", rel), ("embedding", close), ("related+embedding", either))

@@ -20,6 +20,7 @@ from normalizer.stages.features import (
     CHEAP_FEATURES,
     DOCUMENT_FEATURES,
     FEATURES,
+    LM_FEATURES,
     PPS_FEATURES,
 )
 from normalizer.stages.lm import LanguageModel
@@ -311,12 +312,13 @@ def test_stages_one_by_one(pipeline):
     assert {s.candidate.after for s in piece.candidates} >= {"said", "trains", "company"}
     assert all(s.features == {} for s in piece.candidates)
     pipeline.first_pass(batch)
-    one_pass = set(CHEAP_FEATURES) | set(DOCUMENT_FEATURES) | {"pps"}
+    one_pass = set(CHEAP_FEATURES) | set(DOCUMENT_FEATURES) | {"pps"} | set(LM_FEATURES)
     assert all(set(s.features) == one_pass for s in piece.candidates) and piece.row == 0
+    assert all(s.features["lm_candidate"] == 0 for s in piece.candidates)  # lm_candidates is 0: none added
     pipeline.prerank(batch)
     assert all("prerank" in s.features for s in piece.candidates)
     pipeline.rescore(batch)
-    after = set(FEATURES) | set(DOCUMENT_FEATURES) | set(PPS_FEATURES)
+    after = set(FEATURES) | set(DOCUMENT_FEATURES) | set(PPS_FEATURES) | set(LM_FEATURES)
     assert all(set(s.features) == after for s in piece.candidates)
     by_span = {}
     for s in piece.candidates:
@@ -327,6 +329,54 @@ def test_stages_one_by_one(pipeline):
     edits = pipeline.rank(piece.candidates)
     assert len({(e.start, e.end) for e in edits}) == len(edits)  # one proposal per span
     assert all(dict(e.scores).keys() == set(FEATURES) for e in edits)
+
+
+def test_table_relates_words_either_way_and_in_two_hops():
+    table = CandidateTable.from_pairs(
+        {("mention", "say"): (1, 0), ("state", "say"): (1, 0), ("practice", "train"): (2, 3)}
+    )
+    assert table.related("mention", "say") and table.related("say", "mention")  # either direction
+    assert table.related("mentioned", "stated")  # both stand in say's list (readings: mention, state)
+    assert not table.related("mention", "train") and not table.related("zebra", "say")
+
+
+def test_lm_features_say_what_the_lm_proposed():
+    from normalizer.stages.features import lm_features
+
+    f = lm_features(3, 0.5, True, "triggered", "caused")
+    assert f == {"lm_candidate": 1.0, "lm_rank": pytest.approx(np.log1p(3)), "lm_cosine": 0.5, "lm_related": 1.0,
+                 "lm_same_tag": 1.0}  # fmt: skip
+    assert lm_features(0, 0.0, False, "triggered", "of")["lm_same_tag"] == 0.0  # a past tense is not a preposition
+
+
+def test_lm_candidates_are_the_lms_own_top_words(pipeline):
+    """With `lm_candidates`, each open word gets the LM's likeliest whole words there that are not candidates yet,
+    each scored from the first pass (its first sub-token's log-probability is the top-k entry's)."""
+    lm = pipeline.lm
+    text = "He mentioned the practices of the firm."
+    pipeline.config = replace(pipeline.config, lm_candidates=5)
+    batch = pipeline.first_pass(pipeline.candidates([text]))
+    (piece,) = batch.pieces
+    added = [s for s in piece.candidates if s.candidate.kind == "lm"]
+    words = lm.word_tokens()
+    assert added and all(words[s.ids[0]] == s.candidate.after.lower() for s in added)
+    assert all(s.features["lm_candidate"] == 1 and s.candidate.before != s.candidate.after for s in added)
+    keys = [(s.candidate.first, s.candidate.after.lower()) for s in piece.candidates]
+    assert len(keys) == len(set(keys))  # never a second copy of a table candidate
+    top = batch.state.top[0]
+    for s in added:
+        at = piece.starts[s.candidate.first]
+        (lp,) = [v for t, v in top[at] if t == s.ids[0]]
+        assert s.features["cand_first_lp"] == pytest.approx(lp)
+        assert s.features["lm_rank"] == pytest.approx(np.log1p([t for t, _ in top[at]].index(s.ids[0])))
+    # The first pass's top-k are the LM's own: the likeliest next tokens after the prefix, best first.
+    state = lm.first_pass([piece.seq], [[]], [[piece.starts[1]]], 3)
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([piece.seq[: piece.starts[1]]])).logits[0, -1].float()
+    assert [t for t, _ in state.top[0][piece.starts[1]]] == torch.topk(logits, 3).indices.tolist()
+    assert lm.first_pass([piece.seq], [[]]).top is None
+    with pytest.raises(ValueError):
+        PipelineConfig(lm_candidates=-1)
 
 
 def test_ranker_reads_features_by_name_not_position(pipeline):

@@ -37,6 +37,7 @@ from normalizer.checkpoint import (
     resolve_checkpoint,
 )
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
+from normalizer.inflection import match_case
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
 from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
@@ -47,6 +48,7 @@ from normalizer.stages.features import (
     DocumentStats,
     cheap_features,
     document_features,
+    lm_features,
     rescore_features,
 )
 from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
@@ -97,6 +99,10 @@ class PipelineConfig:
     """For a candidate the real spinner pairs link (the `pps` source of the table, `training.tortured`): the log-odds
     before the language model's evidence that the span is a swap of it, as for a dictionary: its confidence is at
     least sigmoid(lm_gain + pps_prior). None: such links are ranked like any other."""
+    lm_candidates: int = 0
+    """The language model's own likeliest words at each word of a piece (first sub-token, from the first pass's
+    next-token distribution: left context only) that are not already candidates there, up to this many per word,
+    added as candidates of kind `lm` (`LM_FEATURES`); 0: none. They reach originals no thesaurus of ours links."""
     document_prior: dict | None = None
     """`normalizer.restorer.DocumentPrior` settings (`rate`, `strength`, `max_shift`): each document's confidences
     moved to its own estimated spin density; None: off."""
@@ -104,6 +110,8 @@ class PipelineConfig:
     def __post_init__(self):
         if self.right_context < 0 or self.prerank_k < 1 or self.max_words < 1 or self.batch_size < 1:
             raise ValueError(f"right_context >= 0, prerank_k, max_words, batch_size >= 1: {self}")
+        if self.lm_candidates < 0:
+            raise ValueError(f"lm_candidates must be >= 0, got {self.lm_candidates}")
         if self.dictionary_passes not in (1, 2, 3) or self.passes not in (1, 2, 3):
             raise ValueError(f"passes and dictionary_passes must be 1, 2 or 3: {self}")
         if self.dictionary_k is not None and self.dictionary_k < 0:
@@ -395,12 +403,18 @@ class Pipeline(Restorer):
         return out
 
     def first_pass(self, batch: Batch) -> Batch:
-        """Stage 2: one LM pass over the pieces that have candidates; every candidate gets its `CHEAP_FEATURES`."""
-        live = [p for p in batch.pieces if p.candidates]
+        """Stage 2: one LM pass over the pieces that have candidates; every candidate gets its `CHEAP_FEATURES`.
+        With `lm_candidates`, every piece is read, and the LM's own likeliest words at its words join them."""
+        k = self.config.lm_candidates
+        live = [p for p in batch.pieces if p.candidates or (k and len(p.seq) > 1)]
         if not live:
             return batch
+        open_words = [lm_positions(p) if k else [] for p in live]
         batch.state = self.lm.first_pass(
-            [p.seq for p in live], [[(p.starts[s.candidate.first], s.ids[0]) for s in p.candidates] for p in live]
+            [p.seq for p in live],
+            [[(p.starts[s.candidate.first], s.ids[0]) for s in p.candidates] for p in live],
+            [[p.starts[i] for i in idx] for p, idx in zip(live, open_words)] if k else None,
+            k,
         )
         for row, piece in enumerate(live):
             piece.row = row
@@ -409,7 +423,41 @@ class Pipeline(Restorer):
                 spun_lp = token_lp[piece.starts[s.candidate.first]]
                 s.features = cheap_features(s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table)
                 s.features.update(document_features(s.candidate, piece.document, self.table))
+            if k:
+                piece.candidates += self.lm_proposals(piece, open_words[row], batch.state.top[row], token_lp)
         return batch
+
+    def lm_proposals(
+        self, piece: Piece, positions: list[int], top: dict[int, list[tuple[int, float]]], token_lp: list[float]
+    ) -> list[Scored]:
+        """The LM's likeliest whole words at each word `positions[i]` of a piece that are not candidates there
+        yet, as `lm` candidates with their features (the first pass gave each its first sub-token's
+        log-probability)."""
+        words = self.lm.word_tokens()
+        have = {(s.candidate.first, s.candidate.after.lower()) for s in piece.candidates}
+        ends = [0] + [t.end for t in piece.tokens]
+        out = []
+        for i in positions:
+            tok = piece.tokens[i]
+            lower = tok.text.lower()
+            at = piece.starts[i]
+            for rank, (token, lp) in enumerate(top.get(at, ())):
+                word = words.get(token)
+                if word is None or word == lower or (i, word) in have:
+                    continue
+                after = match_case(word, tok.text)
+                ids = self.lm.chunk_ids(piece.text[ends[i] : tok.start] + after)
+                if not ids or ids[0] != token:  # the case carried over reads as another token: no first-pass score
+                    continue
+                have.add((i, word))
+                c = Candidate(tok.start, tok.end, i, i + 1, tok.text, after, "lm")
+                s = Scored(c, ids)
+                s.features = cheap_features(c, piece.tokens, lp, token_lp[at], self.channel, self.table)
+                s.features.update(document_features(c, piece.document, self.table))
+                cosine = self.lm.token_similarity(token, piece.seq[at])
+                s.features.update(lm_features(rank, cosine, self.table.related(lower, word), lower, word))
+                out.append(s)
+        return out
 
     def prerank(self, batch: Batch) -> Batch:
         """Stage 3: the pre-ranker's log-probability (`prerank`) on every candidate; per span only the best
@@ -519,6 +567,16 @@ class Pipeline(Restorer):
             )
             for p, _, s in best.values()
         ]
+
+
+def lm_positions(piece: Piece) -> list[int]:
+    """The words of a piece the LM may propose its own words for: alphabetic, not a name (a capital only at the
+    piece's start) and not an acronym."""
+    return [
+        i
+        for i, t in enumerate(piece.tokens)
+        if t.text.isalpha() and (i == 0 or not t.text[0].isupper()) and not (len(t.text) > 1 and t.text.isupper())
+    ]
 
 
 def left(piece: Piece, s: Scored) -> str:

@@ -40,8 +40,8 @@ class Candidate:
     before: str
     after: str
     kind: str
-    """`thesaurus`, `phrase`, `spintax`, `seq2seq` (proposed by the seq2seq model alone) or `dictionary` (by a
-    user-supplied spinner dictionary alone)."""
+    """`thesaurus`, `phrase`, `spintax`, `seq2seq` (proposed by the seq2seq model alone), `dictionary` (by a
+    user-supplied spinner dictionary alone) or `lm` (one of the language model's own top words there alone)."""
     sources: int = 0
     """Bit k set: thesaurus source `SOURCE_NAMES[k]` links the two words."""
     rank: int = UNKNOWN_RANK
@@ -126,6 +126,22 @@ class CandidateTable:
             (self.vocab[h], int(m), int(r))
             for h, m, r in zip(self.originals_ids[a:b].tolist(), self.source_mask[a:b], self.rank[a:b])
         ]
+
+    def related(self, spun: str, other: str) -> bool:
+        """Whether the table relates two lower-case words at all: either one is an original of the other (any
+        reading), or some original is an original of both (two hops: both stand in one synonym list)."""
+        (s_lemmas, s_orig), (o_lemmas, o_orig) = self._linked(spun), self._linked(other)
+        return bool(s_orig & o_lemmas) or bool(o_orig & s_lemmas) or bool(s_orig & o_orig)
+
+    def _linked(self, word: str) -> tuple[frozenset, frozenset]:
+        """(the word's lemmas, every original the table gives for them), cached."""
+        cache = self.__dict__.setdefault("_links", {})
+        if word not in cache:
+            lemmas = frozenset({lemma for lemma, _, _ in analyses(word)} | {word})
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[word] = (lemmas, frozenset(o for lemma in lemmas for o, _, _ in self.originals(lemma)))
+        return cache[word]
 
     def zipf(self, form: str) -> float:
         """Zipf frequency of a word or inflected form (a phrase: of its rarest word); 0 when unknown."""

@@ -42,10 +42,17 @@ frequency in news (a spinner that swaps "said" for "mentioned" every time leaves
 PPS_FEATURES = ("pps", "pps_gain")
 """Whether the real spun phrase pairs link the candidate (the table's `pps` source, `training.tortured`), and its LM
 gain where they do: a slope of its own for the swaps a real spinner is known to make."""
+LM_FEATURES = ("lm_candidate", "lm_rank", "lm_cosine", "lm_related", "lm_same_tag")
+"""For a candidate that is one of the language model's own top words at the position (`PipelineConfig
+.lm_candidates`): the flag, its log rank there, the cosine of its first sub-token's input embedding with the spun
+word's, whether the table relates the two at all (either direction, or one synonym list holds both), and whether
+the two can be the same inflection (a Penn tag in common, or neither inflects: a spinner carries the inflection
+over); 0 for every other candidate."""
 SCHEMAS = (
     FEATURES,
     (*FEATURES, *DOCUMENT_FEATURES),
     (*FEATURES, *PPS_FEATURES),
+    (*FEATURES, *LM_FEATURES),
 )
 """The feature lists a ranker may be trained on: sentence features alone, with the document's, or with the real
 pairs' links."""
@@ -86,6 +93,25 @@ def cheap_features(
         "seq2seq_conf": max(c.seq2seq, 0.0),
         "seq2seq_proposed": float(c.seq2seq >= 0),
         "pps": float(bool(c.sources & PPS_SOURCE)),
+        **NOT_LM,
+    }
+
+
+NOT_LM = dict.fromkeys(LM_FEATURES, 0.0)
+
+
+def lm_features(rank: int, cosine: float, related: bool, spun: str, word: str) -> dict[str, float]:
+    """The `LM_FEATURES` of `word`, which the language model proposed at `rank` (0: its likeliest word) where
+    `spun` stands (both lower case)."""
+    from normalizer.inflection import analyses
+
+    same_tag = bool({tag for _, _, tag in analyses(spun)} & {tag for _, _, tag in analyses(word)})
+    return {
+        "lm_candidate": 1.0,
+        "lm_rank": math.log1p(rank),
+        "lm_cosine": cosine,
+        "lm_related": float(related),
+        "lm_same_tag": float(same_tag),
     }
 
 

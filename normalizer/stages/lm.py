@@ -65,6 +65,9 @@ class FirstPass:
     """The requested next-token log-probabilities, per sentence."""
     next_lp: list[dict[tuple[int, int], float]]
     """The same, per sentence, by (position, token): what a continuation there need not compute again."""
+    top: list[dict[int, list[tuple[int, float]]]] | None = None
+    """Per sentence, for each position asked for (`first_pass(top_positions=...)`), the `top_k` likeliest next
+    tokens there with their log-probabilities, likeliest first."""
 
 
 class LanguageModel:
@@ -127,9 +130,16 @@ class LanguageModel:
         return ids
 
     @torch.inference_mode()
-    def first_pass(self, seqs: list[list[int]], gathers: list[list[tuple[int, int]]]) -> FirstPass:
+    def first_pass(
+        self,
+        seqs: list[list[int]],
+        gathers: list[list[tuple[int, int]]],
+        top_positions: list[list[int]] | None = None,
+        top_k: int = 0,
+    ) -> FirstPass:
         """Score `seqs` (each starting with `start_id`): per-token log-probabilities, and for each (position,
-        token) in `gathers[b]` the log-probability of that token coming next after seqs[b][:position]."""
+        token) in `gathers[b]` the log-probability of that token coming next after seqs[b][:position]; with
+        `top_k`, the `top_k` likeliest tokens after seqs[b][:position] for each position in `top_positions[b]`."""
         lengths = [len(s) for s in seqs]
         width = max(lengths)
         ids = torch.zeros(len(seqs), width, dtype=torch.long)
@@ -152,11 +162,42 @@ class LanguageModel:
                 gathered.append((logits[b, pos, tok] - norm[b, pos]).tolist())
             else:
                 gathered.append([])
+        top = None
+        if top_k > 0 and top_positions is not None:
+            top = []
+            for b, positions in enumerate(top_positions):
+                if not positions:
+                    top.append({})
+                    continue
+                pos = torch.tensor([p - 1 for p in positions], device=logits.device)
+                values, tokens = torch.topk(logits[b, pos], min(top_k, logits.shape[-1]), dim=-1)
+                lps = (values - norm[b, pos][:, None]).tolist()
+                top.append({p: list(zip(t, v)) for p, t, v in zip(positions, tokens.tolist(), lps)})
         past = getattr(out, "cache", None) if self._cache_arg == "cache" else out.past_key_values
         cache = [(layer.keys, layer.values) for layer in past.layers]
         rows = token_lp.tolist()
         next_lp = [{(p, t): lp for (p, t), lp in zip(wanted, got)} for wanted, got in zip(gathers, gathered)]
-        return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered, next_lp)
+        return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered, next_lp, top)
+
+    def word_tokens(self) -> dict[int, str]:
+        """Every token that is by itself a whole word after a space (" said" and " Said" read as that one token),
+        as the word's lower-case letters; built once."""
+        if getattr(self, "_word_tokens", None) is None:
+            texts = {}
+            for i in range(len(self.tokenizer)):
+                word = self.tokenizer.decode([i]).strip()
+                if len(word) > 1 and word.isalpha() and word.isascii() and (word.islower() or word.istitle()):
+                    texts[i] = word
+            ids = list(texts)
+            encoded = self.tokenizer([" " + texts[i] for i in ids], add_special_tokens=False).input_ids
+            self._word_tokens = {i: texts[i].lower() for i, got in zip(ids, encoded) if got == [i]}
+        return self._word_tokens
+
+    def token_similarity(self, a: int, b: int) -> float:
+        """Cosine of two tokens' input embeddings."""
+        emb = self.model.get_input_embeddings().weight.detach()
+        x, y = emb[a].float(), emb[b].float()
+        return float(x @ y / (x.norm() * y.norm() + 1e-12))
 
     @torch.inference_mode()
     def continuations(self, state: FirstPass, items: list[tuple[int, int, list[int]]]) -> list[float]:
