@@ -95,6 +95,51 @@ def test_cached_continuations_equal_full_rescoring(lm):
     assert lm.passes == before
 
 
+@pytest.mark.parametrize("shape", [(3, 17, 50), (1, 1, 7), (9, 50), (0, 4, 11), (2, 0, 5)])
+def test_log_normaliser_in_row_blocks_equals_logsumexp(shape):
+    from normalizer.stages.lm import log_normaliser
+
+    logits = (torch.randn(shape) * 4).bfloat16()
+    got = log_normaliser(logits)
+    assert got.dtype == torch.float32 and got.shape == logits.shape[:-1]
+    assert torch.allclose(got, torch.logsumexp(logits.float(), -1), atol=1e-5, rtol=0)
+
+
+def test_chunk_ids_many_equals_one_at_a_time(lm):
+    chunks = [" said", " mentioned", "", " said", " Wall Street", " firm's"]
+    one = [lm.chunk_ids(c) for c in chunks]
+    lm._chunks.clear()
+    assert lm.chunk_ids_many(chunks) == one
+    assert lm.chunk_ids_many(chunks[:2]) == one[:2]  # from the cache now
+
+
+def test_a_surface_gets_the_same_candidates_wherever_it_stands(table):
+    first = "Mentioned the firm. The firm mentioned it."
+    cands = table.propose(first, tokenize(first))
+    fresh = CandidateTable.from_pairs(LINKS, PHRASES)  # nothing cached yet
+    again = fresh.propose(first, tokenize(first))
+    assert cands == again
+    # "Firm" at a sentence start reads as a word, mid-sentence as a name: the cache keeps the two apart.
+    text = "Firm officials met the Firm."
+    cands = fresh.propose(text, tokenize(text))
+    assert afters(cands, 0) == {"Company"} and not afters(cands, 4)
+
+
+def test_pair_features_memo_gives_what_computing_them_gives(table):
+    from normalizer.stages.features import cheap_features
+
+    channel = Channel({"said\tmentioned": 3}, {"said": 3})
+    text = "A mentioned the firm, and an firm mentioned."
+    tokens = tokenize(text)
+    memo: dict = {}
+    for c in table.propose(text, tokens):
+        plain = cheap_features(c, tokens, -2.0, -5.0, channel, table)
+        assert cheap_features(c, tokens, -2.0, -5.0, channel, table, memo) == plain
+        assert cheap_features(c, tokens, -2.0, -5.0, channel, table, memo) == plain  # from the memo
+        assert set(plain) >= set(CHEAP_FEATURES)
+    assert memo
+
+
 def ranker_trusting(feature: str, names=FEATURES) -> Ranker:
     """A ranker that applies exactly the candidates where `feature` is 1."""
     weights = [10.0 if f == feature else 0.0 for f in names]

@@ -198,6 +198,13 @@ class Pipeline(Restorer):
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
 
+    def _memo(self) -> dict:
+        """The pair features of candidates seen before (`cheap_features`), kept for this channel and table."""
+        key = (id(self.channel), id(self.table))
+        if getattr(self, "_pair_memo", (None, None))[0] != key:
+            self._pair_memo = (key, {})
+        return self._pair_memo[1]
+
     @property
     def features(self) -> tuple[str, ...]:
         """The names of the features behind each edit's confidence (what the ranker was trained on)."""
@@ -358,10 +365,9 @@ class Pipeline(Restorer):
             piece = Piece(text, tokens, seq, starts, document=stats[id(doc)])
             if len(seq) > 1:
                 ends = [0] + [t.end for t in tokens]
-                for c in self.merged_candidates(text, tokens, proposed):
-                    ids = self.lm.chunk_ids(text[ends[c.first] : c.start] + c.after)
-                    if ids:
-                        piece.candidates.append(Scored(c, ids))
+                found = self.merged_candidates(text, tokens, proposed)
+                chunks = self.lm.chunk_ids_many([text[ends[c.first] : c.start] + c.after for c in found])
+                piece.candidates += [Scored(c, ids) for c, ids in zip(found, chunks) if ids]
             pieces.append(piece)
         return Batch(pieces)
 
@@ -421,7 +427,9 @@ class Pipeline(Restorer):
             token_lp = batch.state.token_lp[row]
             for s, first_lp in zip(piece.candidates, batch.state.gathered[row]):
                 spun_lp = token_lp[piece.starts[s.candidate.first]]
-                s.features = cheap_features(s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table)
+                s.features = cheap_features(
+                    s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table, self._memo()
+                )
                 s.features.update(document_features(s.candidate, piece.document, self.table))
             if k:
                 piece.candidates += self.lm_proposals(piece, open_words[row], batch.state.top[row], token_lp)
@@ -452,7 +460,7 @@ class Pipeline(Restorer):
                 have.add((i, word))
                 c = Candidate(tok.start, tok.end, i, i + 1, tok.text, after, "lm")
                 s = Scored(c, ids)
-                s.features = cheap_features(c, piece.tokens, lp, token_lp[at], self.channel, self.table)
+                s.features = cheap_features(c, piece.tokens, lp, token_lp[at], self.channel, self.table, self._memo())
                 s.features.update(document_features(c, piece.document, self.table))
                 cosine = self.lm.token_similarity(token, piece.seq[at])
                 s.features.update(lm_features(rank, cosine, self.table.related(lower, word), lower, word))

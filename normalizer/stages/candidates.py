@@ -169,13 +169,28 @@ class CandidateTable:
 
     def _span(self, text: str, span: list[Token], i: int, sentence_start: bool, limit: int) -> list[Candidate]:
         surface = text[span[0].start : span[-1].end]
+        # Mid-sentence capitals are names: only the phrase tables (institutions) apply to them.
+        name = surface[0].isupper() and not sentence_start
+        key = (surface, name, limit)
+        cache = self.__dict__.setdefault("_spans", {})
+        found = cache.get(key)
+        if found is None:
+            found = self._originals_of(surface, name, limit)
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[key] = found
+        a, b = span[0].start, span[-1].end
+        n = len(span)
+        return [Candidate(a, b, i, i + n, surface, after, kind, mask, rank) for after, kind, mask, rank in found]
+
+    def _originals_of(self, surface: str, name: bool, limit: int) -> tuple[tuple[str, str, int, int], ...]:
+        """(original in the surface's case, kind, source mask, rank) of every candidate for a span's surface text,
+        best first: what `_span` makes candidates of (the same wherever the surface stands)."""
         lower = surface.lower()
         found: dict[str, tuple[str, int, int]] = {}
         for original in self.phrases.get(lower, []):
             found[original] = ("phrase", 0, 0)
-        # Mid-sentence capitals are names: only the phrase tables (institutions) apply to them.
-        name = surface[0].isupper() and not sentence_start
-        acronym = len(span) == 1 and len(surface) > 1 and surface.isupper()
+        acronym = " " not in surface and len(surface) > 1 and surface.isupper()  # one word in capitals
         if not name and not acronym:
             words = lower.split()
             head = 0 if len(words) > 1 else -1
@@ -193,11 +208,7 @@ class CandidateTable:
                     kind, m, r = found.get(form, ("thesaurus", 0, UNKNOWN_RANK))
                     found[form] = (kind, m | mask, min(r, rank))
         ranked = sorted(found.items(), key=lambda kv: (kv[1][0] != "phrase", kv[1][2], kv[0]))[:limit]
-        a, b = span[0].start, span[-1].end
-        return [
-            Candidate(a, b, i, i + len(span), surface, match_case(form, surface), kind, mask, rank)
-            for form, (kind, mask, rank) in ranked
-        ]
+        return tuple((match_case(form, surface), kind, mask, rank) for form, (kind, mask, rank) in ranked)
 
 
 def spintax_candidates(text: str, tokens: list[Token]) -> list[Candidate]:

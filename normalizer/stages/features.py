@@ -61,22 +61,51 @@ _VOWEL = set("aeiouAEIOU")
 
 
 def cheap_features(
-    c: Candidate, tokens: list[Token], first_lp: float, spun_lp: float, channel: Channel, table: CandidateTable
+    c: Candidate,
+    tokens: list[Token],
+    first_lp: float,
+    spun_lp: float,
+    channel: Channel,
+    table: CandidateTable,
+    memo: dict | None = None,
 ) -> dict[str, float]:
     """The `CHEAP_FEATURES` of candidate `c` in a sentence of `tokens`, given the first sub-token log-probabilities
-    of the candidate (`first_lp`) and of the spun word (`spun_lp`) at the span's start."""
+    of the candidate (`first_lp`) and of the spun word (`spun_lp`) at the span's start. `memo` keeps the features
+    that depend on the pair alone (`pair_features`) from one call to the next: give one dict per channel and table."""
     article = tokens[c.first - 1].text.lower() if c.first > 0 else ""
     wrong = fixed = 0.0
     if article in ("a", "an"):
         # By spelling, not sound: the spinner leaves "a"/"an" as it was, so a mismatch marks a swap.
         wrong = float((article == "an") != (c.before[:1] in _VOWEL))
         fixed = float(wrong and (article == "an") == (c.after[:1] in _VOWEL))
-    log_channel, seen = channel.log_prob(c.after, c.before)
-    thesaurus = c.kind == "thesaurus"
+    if memo is None:
+        pair = pair_features(c, channel, table)
+    else:
+        key = (c.before, c.after, c.kind, c.sources, c.rank, c.last - c.first)
+        pair = memo.get(key)
+        if pair is None:
+            if len(memo) > 500_000:
+                memo.clear()
+            pair = memo[key] = pair_features(c, channel, table)
     return {
         "first_gain": first_lp - spun_lp,
         "cand_first_lp": first_lp,
         "spun_first_lp": spun_lp,
+        **pair,
+        "article_wrong": wrong,
+        "article_fixed": fixed,
+        "seq2seq_conf": max(c.seq2seq, 0.0),
+        "seq2seq_proposed": float(c.seq2seq >= 0),
+        **NOT_LM,
+    }
+
+
+def pair_features(c: Candidate, channel: Channel, table: CandidateTable) -> dict[str, float]:
+    """The part of `cheap_features` that depends on the pair alone (the words, the kind, the table's link and the
+    span's length), not on where it stands."""
+    log_channel, seen = channel.log_prob(c.after, c.before)
+    thesaurus = c.kind == "thesaurus"
+    return {
         "log_rank": math.log1p(c.rank) if thesaurus else 0.0,
         "phrase": float(c.kind == "phrase"),
         "moby": float(bool(c.sources & 1)),
@@ -84,16 +113,11 @@ def cheap_features(
         "mythes": float(bool(c.sources & 4)),
         "zipf_after": table.zipf(c.after.lower()),
         "zipf_before": table.zipf(c.before.lower()),
-        "article_wrong": wrong,
-        "article_fixed": fixed,
         "span_words": float(c.last - c.first),
         "after_words": float(len(c.after.split())),
         "channel": log_channel,
         "channel_seen": float(seen),
-        "seq2seq_conf": max(c.seq2seq, 0.0),
-        "seq2seq_proposed": float(c.seq2seq >= 0),
         "pps": float(bool(c.sources & PPS_SOURCE)),
-        **NOT_LM,
     }
 
 
@@ -128,9 +152,13 @@ class DocumentStats:
         self.counts = Counter(toks)
         for n in (2, 3):
             self.counts.update(" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        self._asked: dict[str, int] = {}
 
     def count(self, phrase: str) -> int:
-        return self.counts.get(" ".join(w.lower() for w in phrase.split()), 0)
+        got = self._asked.get(phrase)
+        if got is None:
+            got = self._asked[phrase] = self.counts.get(" ".join(w.lower() for w in phrase.split()), 0)
+        return got
 
 
 def document_features(c: Candidate, doc: DocumentStats, table: CandidateTable) -> dict[str, float]:
