@@ -418,3 +418,43 @@ def test_lm_news_trains_the_top_layers_only_and_writes_a_checkpoint_the_pipeline
     assert laid.apply_delta(tmp_path / "delta.safetensors") == len(changed)
     seq = [[1, 5, 6, 7, 8]]
     assert laid.sequence_logprob(seq)[0] == pytest.approx(adapted.sequence_logprob(seq)[0], rel=5e-3)
+
+
+def test_cross_fit_channel_counts_only_the_other_profiles():
+    from datasets import Dataset
+
+    from training.ranker import cross_fit_channels
+
+    train = Dataset.from_dict(
+        {
+            "spun": ["He mentioned it.", "He stated it.", "The struggle ended."],
+            "original": ["He said it.", "He said it.", "The war ended."],
+            "profile": ["a", "b", "b"],
+        }
+    )
+    held_out = cross_fit_channels(train, {"a", "b"})
+    assert held_out["a"].swaps == {"said\tstated": 1, "war\tstruggle": 1}
+    assert held_out["b"].swaps == {"said\tmentioned": 1}
+    assert held_out["b"].log_prob("war", "struggle")[1] is False
+    assert held_out["a"].log_prob("war", "struggle")[1] is True
+
+
+def test_by_profile_scores_each_profile_with_its_channel_and_puts_the_channel_back():
+    import numpy as np
+
+    from training.ranker import by_profile
+
+    class Holder:
+        channel = "own"
+
+    seen = []
+
+    def score(p, ks):
+        seen.append((p.channel, ks))
+        return np.array([[float(k)] for k in ks]), np.array([1.0] * len(ks)), [(0, k, k + 1) for k in range(len(ks))]
+
+    holder = Holder()
+    x, y, groups = by_profile(holder, {"a": "ch-a", "b": "ch-b"}, ["b", "a", "b"], score)
+    assert seen == [("ch-a", [1]), ("ch-b", [0, 2])]
+    assert x[:, 0].tolist() == [1.0, 0.0, 2.0] and len(y) == 3 and len(groups) == 3
+    assert holder.channel == "own"

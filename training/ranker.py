@@ -100,6 +100,44 @@ def labelled_cheap_features(
     return np.array(xs, dtype=np.float64).reshape(-1, len(CHEAP_FEATURES)), np.array(ys)
 
 
+def cross_fit_channels(train, profiles: set[str]) -> dict[str, Channel]:
+    """For each of `profiles`: a channel counting the swaps of the training pairs of every *other* profile, so a
+    dev pair's channel features are what a spinner never counted would get from the rest."""
+    from collections import Counter
+
+    own = {}
+    for name in sorted(set(train["profile"])):
+        part = train.filter(lambda p, n=name: p == n, input_columns="profile")
+        own[name] = Channel.from_pairs(zip(part["spun"], part["original"]))
+        logger.info("channel of %s: %d swaps from %d pairs", name, len(own[name].swaps), len(part))
+    held_out = {}
+    for name in profiles:
+        swaps, originals = Counter(), Counter()
+        for other, ch in own.items():
+            if other != name:
+                swaps.update(ch.swaps)
+                originals.update(ch.originals)
+        held_out[name] = Channel(dict(swaps), dict(originals))
+    return held_out
+
+
+def by_profile(pipeline: Pipeline, channels: dict[str, Channel], profiles: list[str], score):
+    """`score(pipeline, indices)` run once per profile with that profile's channel in the pipeline, the results
+    (arrays, and a list of group ids when there is one) concatenated; the pipeline's own channel is put back."""
+    own = pipeline.channel
+    parts = []
+    try:
+        for name in sorted(set(profiles)):
+            pipeline.channel = channels[name]
+            parts.append(score(pipeline, [k for k, p in enumerate(profiles) if p == name]))
+    finally:
+        pipeline.channel = own
+    out = [np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])]
+    if len(parts[0]) > 2:
+        out.append([g for part in parts for g in part[2]])
+    return tuple(out)
+
+
 def _words(text: str) -> list[str]:
     from normalizer.edits import words
 
@@ -141,6 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-channel", action="store_true", help="leave the channel empty (ablation)")
     parser.add_argument(
         "--channel-from", type=Path, help="reuse this checkpoint folder's channel.json.gz instead of counting pairs"
+    )
+    parser.add_argument(
+        "--lm-delta", type=Path, help="lay this lm_delta.safetensors (a checkpoint's news-adapted LM) over --lm"
+    )
+    parser.add_argument(
+        "--cross-fit-channel",
+        action="store_true",
+        help="compute each dev pair's channel features from the training pairs of the other profiles only, so the "
+        "rankers learn how far one spinner's swaps tell of another's (the saved channel still counts them all)",
     )
     parser.add_argument("--cache", type=Path, help="npz of scored dev features, reused when it exists")
     parser.add_argument(
@@ -196,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.cross_fit_channel and (args.no_channel or args.documents or args.tortured):
+        raise SystemExit("--cross-fit-channel needs the dev pairs' profiles: leave out --no-channel, --documents and "
+                         "--tortured")  # fmt: skip
     if args.no_channel:
         channel = Channel()
     elif args.channel_from:
@@ -234,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         idx = random.Random(args.seed).sample(range(len(dev_pairs)), min(args.n + args.prerank_n, len(dev_pairs)))
         pre_rows = [dev_pairs[i] for i in idx[: args.prerank_n]]
         rows = [dev_pairs[i] for i in idx[args.prerank_n :]]
+        profiles = [r["profile"] for r in rows]
         spun, original, targets = [r["spun"] for r in rows], [r["original"] for r in rows], [r["target"] for r in rows]
         features = FEATURES
     if args.tortured:
@@ -261,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
 
             seq2seq = Seq2SeqRestorer.from_pretrained(args.seq2seq) if args.seq2seq else None
             table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
+            if args.lm_delta:
+                lm.apply_delta(args.lm_delta)
             loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
         return loaded[0]
 
@@ -268,6 +321,19 @@ def main(argv: list[str] | None = None) -> None:
     if pre_cache and pre_cache.exists():
         data = np.load(pre_cache, allow_pickle=False)
         px, py = data["x"], data["y"]
+    elif args.cross_fit_channel:
+        held_out = cross_fit_channels(load_pairs(args.pairs, "train"), {r["profile"] for r in pre_rows} | set(profiles))
+        px, py = by_profile(
+            pipeline(),
+            held_out,
+            [r["profile"] for r in pre_rows],
+            lambda p, ks: labelled_cheap_features(
+                p,
+                [pre_rows[k]["spun"] for k in ks],
+                [pre_rows[k]["original"] for k in ks],
+                [pre_rows[k]["target"] for k in ks],
+            ),  # fmt: skip
+        )
     else:
         px, py = labelled_cheap_features(
             pipeline(),
@@ -284,7 +350,19 @@ def main(argv: list[str] | None = None) -> None:
         x, y, groups = data["x"], data["y"], [tuple(g) for g in data["groups"].tolist()]
     else:
         pipeline().preranker = preranker
-        x, y, groups = labelled_features(pipeline(), spun, original, targets, documents, features)
+        if args.cross_fit_channel:
+            if "held_out" not in locals():
+                held_out = cross_fit_channels(load_pairs(args.pairs, "train"), set(profiles))
+
+            def one(p, ks):
+                x, y, groups = labelled_features(
+                    p, [spun[k] for k in ks], [original[k] for k in ks], [targets[k] for k in ks], None, features
+                )
+                return x, y, [(ks[g[0]], *g[1:]) for g in groups]  # sentence ids back to the whole list's
+
+            x, y, groups = by_profile(pipeline(), held_out, profiles, one)
+        else:
+            x, y, groups = labelled_features(pipeline(), spun, original, targets, documents, features)
         if args.cache:
             np.savez(args.cache, x=x, y=y, groups=np.array(groups))
     logger.info("features: %d candidates, %d positive, %d gold edits", len(y), int(y.sum()), n_gold)
@@ -310,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         "threshold": ranker.threshold,
         "dev_table": table_rows,
         "weights": dict(zip(ranker.features, ranker.weights)),
+        "channel_cross_fit": bool(args.cross_fit_channel),
         "prerank_candidates": int(len(py)),
         "prerank_positives": int(py.sum()),
         "prerank_weights": dict(zip(preranker.features, preranker.weights)),
