@@ -20,6 +20,7 @@ import random
 import shutil
 import sys
 import time
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -317,15 +318,19 @@ def main(argv: list[str] | None = None) -> None:
             loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
         return loaded[0]
 
+    @cache
+    def held_out() -> dict[str, Channel]:
+        """The cross-fitted channels of the dev profiles, counted on first use (not at all when both caches exist)."""
+        return cross_fit_channels(load_pairs(args.pairs, "train"), {r["profile"] for r in pre_rows} | set(profiles))
+
     pre_cache = args.cache.with_suffix(".pre.npz") if args.cache else None
     if pre_cache and pre_cache.exists():
         data = np.load(pre_cache, allow_pickle=False)
         px, py = data["x"], data["y"]
     elif args.cross_fit_channel:
-        held_out = cross_fit_channels(load_pairs(args.pairs, "train"), {r["profile"] for r in pre_rows} | set(profiles))
         px, py = by_profile(
             pipeline(),
-            held_out,
+            held_out(),
             [r["profile"] for r in pre_rows],
             lambda p, ks: labelled_cheap_features(
                 p,
@@ -351,8 +356,6 @@ def main(argv: list[str] | None = None) -> None:
     else:
         pipeline().preranker = preranker
         if args.cross_fit_channel:
-            if "held_out" not in locals():
-                held_out = cross_fit_channels(load_pairs(args.pairs, "train"), set(profiles))
 
             def one(p, ks):
                 x, y, groups = labelled_features(
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 return x, y, [(ks[g[0]], *g[1:]) for g in groups]  # sentence ids back to the whole list's
 
-            x, y, groups = by_profile(pipeline(), held_out, profiles, one)
+            x, y, groups = by_profile(pipeline(), held_out(), profiles, one)
         else:
             x, y, groups = labelled_features(pipeline(), spun, original, targets, documents, features)
         if args.cache:
