@@ -197,11 +197,13 @@ class Pipeline(Restorer):
         """Optional `Seq2SeqRestorer` whose proposals join the candidates (and are a feature of every candidate)."""
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
+        self._pair_memo: tuple[tuple[int, int] | None, dict] = (None, {})
 
     def _memo(self) -> dict:
-        """The pair features of candidates seen before (`cheap_features`), kept for this channel and table."""
+        """The pair features of candidates seen before (`cheap_features`), kept for this channel and table (either
+        may be replaced on a loaded pipeline: a new one starts a new memo)."""
         key = (id(self.channel), id(self.table))
-        if getattr(self, "_pair_memo", (None, None))[0] != key:
+        if self._pair_memo[0] != key:
             self._pair_memo = (key, {})
         return self._pair_memo[1]
 

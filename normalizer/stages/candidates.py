@@ -72,6 +72,8 @@ class CandidateTable:
             self.phrases.setdefault(s, []).append(h)
         self.form_zipf = dict(zip(arrays["forms"].tolist(), arrays["form_zipf"].astype(np.float32).tolist()))
         self.max_phrase = max((len(k.split()) for k in self.phrases), default=1)
+        self._spans: dict[tuple[str, bool, int], tuple] = {}
+        """A surface's candidates (`_originals_of`), by (surface, name, limit): the same wherever it stands."""
 
     @classmethod
     def load(cls, path: str | Path) -> CandidateTable:
@@ -172,13 +174,12 @@ class CandidateTable:
         # Mid-sentence capitals are names: only the phrase tables (institutions) apply to them.
         name = surface[0].isupper() and not sentence_start
         key = (surface, name, limit)
-        cache = self.__dict__.setdefault("_spans", {})
-        found = cache.get(key)
+        found = self._spans.get(key)
         if found is None:
             found = self._originals_of(surface, name, limit)
-            if len(cache) > 200_000:
-                cache.clear()
-            cache[key] = found
+            if len(self._spans) > 200_000:
+                self._spans.clear()
+            self._spans[key] = found
         a, b = span[0].start, span[-1].end
         n = len(span)
         return [Candidate(a, b, i, i + n, surface, after, kind, mask, rank) for after, kind, mask, rank in found]
