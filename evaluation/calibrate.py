@@ -26,6 +26,7 @@ from normalizer.edits import Edit, words
 from normalizer.engines.pipeline import Pipeline
 from normalizer.metrics import edit_distance, word_counts
 from normalizer.restorer import DocumentPrior, Restorer
+from normalizer.wordrates import WordRates
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Replay(Restorer):
         self.threshold, self.document_prior = threshold, prior
         self.max_words, self.max_piece_tokens = engine.max_words, engine.max_piece_tokens
         self.guard, self.passes, self.cache_size = engine.guard, engine.passes, 0
+        self.word_rates = engine.word_rates
 
     def piece_tokens(self, text: str) -> int:
         return self.engine.piece_tokens(text)
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pair-strengths", nargs="+", default=["none", "1", "4"], help="DocumentPrior.pair_strength values; none: off"
     )
+    parser.add_argument("--key-weights", nargs="+", default=["none"], help="DocumentPrior.key_weight values; none: off")
+    parser.add_argument("--key-maxes", type=float, nargs="+", default=[3.0], help="DocumentPrior.key_max values")
+    parser.add_argument(
+        "--key-pairs", nargs="+", default=["yes"], choices=("yes", "no"), help="DocumentPrior.key_pairs"
+    )
+    parser.add_argument("--word-rates", type=Path, default=None, help="a word-rate table instead of the pipeline's")
     parser.add_argument(
         "--adapt", action="store_true", help="restore each set after adapting on it (clean sets: on it and the spun)"
     )
@@ -150,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     pipeline = Pipeline.from_pretrained(args.pipeline, lm=args.lm, dictionaries=args.dictionary)
+    if args.word_rates is not None:
+        pipeline.word_rates = WordRates.load(args.word_rates)
     store = {k: v for path in args.proposals for k, v in read_store(path).items()}
     sets = {p.stem.removeprefix("documents-"): load_testset(p)[: args.limit] for p in args.testsets}
     for name, rows in sets.items():
@@ -160,10 +170,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.score_only:
         return
 
+    keys = [
+        (None, 3.0, True) if k == "none" else (float(k), m, pairs == "yes")
+        for k in args.key_weights
+        for m in args.key_maxes
+        for pairs in args.key_pairs
+    ]
     priors = [None] + [
-        DocumentPrior(rate, strength, shift, pair_strength=None if pair == "none" else float(pair))
-        for rate, strength, shift, pair in itertools.product(
-            args.rates, args.strengths, args.max_shifts, args.pair_strengths
+        DocumentPrior(
+            rate,
+            strength,
+            shift,
+            pair_strength=None if pair == "none" else float(pair),
+            key_weight=kw,
+            key_max=km,
+            key_pairs=kp,
+        )
+        for rate, strength, shift, pair, (kw, km, kp) in itertools.product(
+            args.rates, args.strengths, args.max_shifts, args.pair_strengths, dict.fromkeys(keys)
         )
     ]
     results = []

@@ -33,6 +33,8 @@ PRERANKER_FILE = "preranker.json"
 CHANNEL_FILE = "channel.json.gz"
 SPM_FILE = "spiece.model"
 LM_DELTA_FILE = "lm_delta.safetensors"
+WORD_RATES_FILE = "word_rates.json"
+"""Word counts of clean news (`training.word_rates`), for the document prior's `key_weight`."""
 """Tensors of the scoring LM that replace the base's (`training.lm_news`): its top layers adapted to news."""
 
 

@@ -16,9 +16,10 @@ import hashlib
 import json
 import math
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from normalizer.edits import (
@@ -33,6 +34,7 @@ from normalizer.edits import (
     word_before,
 )
 from normalizer.segment import text_list, word_pieces
+from normalizer.wordrates import WordRates, key_evidence, restored_word, word_counts
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,26 @@ class DocumentPrior:
     spinner writes the same alternative for a word every time): each proposal's rate is that of the same swap
     (before -> after, any case) elsewhere in the document, pulled towards the document's rate by this many
     pseudo-occurrences; None: off."""
+    key_weight: float | None = None
+    """With a value, an edit that restores a word its document lacks where clean news would hold it several times
+    (a dictionary spinner replaces every occurrence of a key) gains this many times the log-likelihood ratio of
+    `normalizer.wordrates.key_evidence` in log-odds, at most `key_max`; it needs the restorer's `word_rates`, and
+    an adapted corpus's counts join a document's own where the document looks spun. None: off."""
+    key_max: float = 3.0
+    key_pairs: bool = True
+    """Whether the replacing word's excess counts too (see `normalizer.wordrates.key_evidence`)."""
+    key_leak: float = 0.1
+    key_dispersion: float = 2.0
 
     def __post_init__(self):
         if not 0.0 < self.rate < 1.0 or self.strength < 0 or self.max_shift < 0 or self.iterations < 1:
             raise ValueError(f"rate in (0, 1), strength and max_shift >= 0, iterations >= 1: {self}")
         if self.pair_strength is not None and self.pair_strength <= 0:
             raise ValueError(f"pair_strength must be > 0 or None, got {self.pair_strength}")
+        if self.key_weight is not None and not (self.key_weight > 0 and self.key_max >= 0):
+            raise ValueError(f"key_weight must be > 0 or None and key_max >= 0: {self}")
+        if not 0.0 < self.key_leak < 1.0 or not self.key_dispersion > 0:
+            raise ValueError(f"key_leak in (0, 1) and key_dispersion > 0: {self}")
 
     def shift(self, confidences: Iterable[float], target: float | None = None) -> float:
         """The log-odds shift for a document whose proposals have these confidences (0 for none); the estimate is
@@ -108,17 +124,30 @@ class DocumentPrior:
         return shift
 
     def estimate(
-        self, edits: Iterable[Edit], corpus: CorpusEvidence | None = None, fingerprint: str = ""
+        self,
+        edits: Iterable[Edit],
+        corpus: CorpusEvidence | None = None,
+        fingerprint: str = "",
+        words: Counter | None = None,
+        rates: WordRates | None = None,
     ) -> DocumentEvidence:
         """What one document's proposals (all its pieces') say: its shift and, with `pair_strength`, each swap's
         summed shifted confidence and count; with `corpus` (an adapted restorer's), the corpus's rate is the
         document's starting point and its swaps' counts join the document's own (less the document's share when
-        `fingerprint` says the corpus was read from it)."""
+        `fingerprint` says the corpus was read from it). `words`: the document's word counts, and `rates` clean
+        news's, for `key_weight`."""
         counted = evidence_edits(edits)
         shift = self.shift((e.confidence for e in counted), corpus.rate if corpus is not None else None)
         pairs = swap_sums(counted, shift) if self.pair_strength is not None else {}
-        own = swap_sums(counted, corpus.shift) if corpus is not None and fingerprint in corpus.documents else {}
-        return DocumentEvidence(self, shift, pairs, corpus, own)
+        inside = corpus is not None and fingerprint in corpus.documents
+        own = swap_sums(counted, corpus.shift) if inside else {}
+        if self.key_weight is None or rates is None:
+            return DocumentEvidence(self, shift, pairs, corpus, own)
+        with_corpus = corpus is not None and corpus.total_words > 0 and shift > 0
+        # The corpus's counts hold the document's own when it was read from it.
+        words = Counter() if (with_corpus and inside) or words is None else words
+        total = sum(words.values()) + (corpus.total_words if with_corpus else 0)
+        return DocumentEvidence(self, shift, pairs, corpus, own, words, rates, total, with_corpus)
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,8 @@ class CorpusEvidence:
     shift: float
     pairs: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     documents: frozenset[str] = frozenset()
+    words: dict[str, int] = field(default_factory=dict)
+    """Lower-cased word counts of the documents read (`normalizer.wordrates.word_counts`), for `key_weight`."""
 
     FORMAT = "normalizer-corpus-evidence"
     MAX_PAIRS = 2_000_000
@@ -141,11 +172,12 @@ class CorpusEvidence:
         """As JSON (data only: `load` checks every field)."""
         data = {
             "format": self.FORMAT,
-            "version": 1,
+            "version": 2,
             "rate": self.rate,
             "shift": self.shift,
             "documents": sorted(self.documents),
             "pairs": [[b, a, round(total, 6), n] for (b, a), (total, n) in sorted(self.pairs.items())],
+            "words": dict(sorted(self.words.items())),
         }
         Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -162,8 +194,8 @@ class CorpusEvidence:
         def bad(why: str) -> ValueError:
             return ValueError(f"{path}: not a usable corpus estimate ({why})")
 
-        if not isinstance(data, dict) or data.get("format") != cls.FORMAT or data.get("version") != 1:
-            raise bad(f"format must be {cls.FORMAT!r} version 1")
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT or data.get("version") not in (1, 2):
+            raise bad(f"format must be {cls.FORMAT!r} version 1 or 2")
         rate, shift, docs, rows = (data.get(k) for k in ("rate", "shift", "documents", "pairs"))
         if not _number(rate) or not 0.0 < rate < 1.0 or not _number(shift):
             raise bad("rate must lie in (0, 1) and shift be a number")
@@ -177,7 +209,16 @@ class CorpusEvidence:
             if not ok or not _number(row[2]) or not isinstance(row[3], int) or row[3] < 1 or not 0 <= row[2] <= row[3]:
                 raise bad(f"a pair row must be [before, after, total, count], got {str(row)[:80]}")
             pairs[(row[0], row[1])] = (float(row[2]), row[3])
-        return cls(float(rate), float(shift), pairs, frozenset(docs))
+        words = data.get("words", {})
+        if not isinstance(words, dict) or len(words) > cls.MAX_PAIRS:
+            raise bad(f"words must map at most {cls.MAX_PAIRS:,} words to counts")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in words.values()):
+            raise bad("every word count must be an integer >= 1")
+        return cls(float(rate), float(shift), pairs, frozenset(docs), words)
+
+    @cached_property
+    def total_words(self) -> int:
+        return sum(self.words.values())
 
 
 def _number(x) -> bool:
@@ -202,6 +243,33 @@ class DocumentEvidence:
     """This document's share of `corpus.pairs` (left out: the document speaks for itself in `pairs`). The corpus's
     swaps count only in a document whose own shift is positive (it looks spun): in a feed that mixes clean and spun
     documents, what the spinner does is no evidence against a clean document's words."""
+    words: Counter | None = None
+    """The word counts a restored word's absence is read from (`key_weight`; None: off), of `total` words."""
+    rates: WordRates | None = None
+    total: int = 0
+    key_corpus: bool = False
+    """Whether `corpus.words` join `words` (an adapted restorer, a document that looks spun)."""
+
+    def key_shift(self, before: str, after: str) -> float:
+        """The log-odds an edit restoring `after` for `before` gains from the first word's absence and the other's
+        excess (`DocumentPrior.key_weight`)."""
+        word = restored_word(after)
+        if self.words is None or self.rates is None or word is None:
+            return 0.0
+        p = self.prior
+        spun = restored_word(before)
+        llr = key_evidence(
+            self.count(word),
+            self.total * self.rates.rate(word),
+            p.key_leak,
+            p.key_dispersion,
+            (self.count(spun), self.total * self.rates.rate(spun)) if p.key_pairs and spun is not None else None,
+        )
+        return min(p.key_max, p.key_weight * llr)
+
+    def count(self, word: str) -> int:
+        """`word`'s count in the document (and the adapted corpus, where it joins)."""
+        return self.words.get(word, 0) + (self.corpus.words.get(word, 0) if self.key_corpus else 0)
 
     def apply(self, edits: list[Edit], counted: bool = True) -> list[Edit]:
         """`edits` with confidences moved by the document's shift and, with pair evidence, by the same swap's rate
@@ -227,6 +295,10 @@ class DocumentEvidence:
                 pair = max(-bound, min(bound, _logit((total + k * rate) / (n + k)) - _logit(rate)))
                 x += pair
                 scores = (*scores, ("pair_shift", pair))
+            if self.words is not None and e.before.lower() != e.after.lower():
+                key = self.key_shift(e.before, e.after)
+                x += key
+                scores = (*scores, ("key_shift", key))
             out.append(replace(e, confidence=_sigmoid(x), scores=scores))
         return out
 
@@ -318,6 +390,8 @@ class Restorer:
     """Re-estimate each document's rate of right proposals and move their confidences to it (None: off)."""
     corpus: CorpusEvidence | None = None
     """What `adapt` learnt from a corpus: every document's estimate starts from it."""
+    word_rates: WordRates | None = None
+    """How often each word stands in clean news (`normalizer.wordrates`), for `DocumentPrior.key_weight`."""
     cache_size: int = 4096
     """Pieces whose proposals are kept across calls (least recently used dropped first; 0 turns it off). Within a
     call, identical pieces are always proposed once: bylines, boilerplate and repeated lines are common."""
@@ -454,7 +528,7 @@ class Restorer:
         own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others; an extra
         pass's edits need `pass_threshold` where that is higher than `threshold`."""
         proposals = self.propose_once(pieces, batch_size, progress, documents)
-        evidence = self.document_evidence(proposals, owners, fingerprints)
+        evidence = self.document_evidence(proposals, owners, fingerprints, pieces)
         if evidence is not None:
             proposals = [ev.apply(p) for p, ev in zip(proposals, evidence)]
         results = [decide(p, threshold, self.guard, piece) for p, piece in zip(proposals, pieces)]
@@ -490,18 +564,29 @@ class Restorer:
         return {g: fingerprint("\n".join(parts)) for g, parts in joined.items()}
 
     def document_evidence(
-        self, proposals: list[list[Edit]], owners: list[int] | None, fingerprints: dict[int, str] | None = None
+        self,
+        proposals: list[list[Edit]],
+        owners: list[int] | None,
+        fingerprints: dict[int, str] | None = None,
+        pieces: list[str] | None = None,
     ) -> list[DocumentEvidence] | None:
-        """Per piece, the `document_prior` estimate of its document (None when there is no document prior)."""
-        if self.document_prior is None:
+        """Per piece, the `document_prior` estimate of its document (None when there is no document prior);
+        `pieces` (the pieces' texts) give each document's word counts where the prior reads them (`key_weight`)."""
+        prior = self.document_prior
+        if prior is None:
             return None
         owners = owners if owners is not None else list(range(len(proposals)))
         by_doc: dict[int, list[Edit]] = {}
         for d, found in zip(owners, proposals):
             by_doc.setdefault(d, []).extend(found)
+        counts: dict[int, Counter] = {}
+        if prior.key_weight is not None and self.word_rates is not None and pieces is not None:
+            for d, piece in zip(owners, pieces):
+                counts.setdefault(d, Counter()).update(word_counts([piece]))
         fingerprints = fingerprints or {}
         evidence = {
-            d: self.document_prior.estimate(edits, self.corpus, fingerprints.get(d, "")) for d, edits in by_doc.items()
+            d: prior.estimate(edits, self.corpus, fingerprints.get(d, ""), counts.get(d), self.word_rates)
+            for d, edits in by_doc.items()
         }
         return [evidence[d] for d in owners]
 
@@ -522,8 +607,9 @@ class Restorer:
         prior = self.document_prior
         shift = prior.shift(e.confidence for e in counted)
         rate = _sigmoid(_logit(prior.rate) + shift)
+        words = dict(word_counts(texts)) if self.word_rates is not None else {}
         return self.with_corpus(
-            CorpusEvidence(rate, shift, swap_sums(counted, shift), frozenset(map(fingerprint, texts)))
+            CorpusEvidence(rate, shift, swap_sums(counted, shift), frozenset(map(fingerprint, texts)), words)
         )
 
     def with_corpus(self, corpus: CorpusEvidence | None) -> Restorer:

@@ -33,6 +33,7 @@ from normalizer.checkpoint import (
     LM_DELTA_FILE,
     PIPELINE_FILE,
     PRERANKER_FILE,
+    WORD_RATES_FILE,
     read_config,
     resolve_checkpoint,
 )
@@ -53,6 +54,7 @@ from normalizer.stages.features import (
 )
 from normalizer.stages.lm import SMOLLM2, FirstPass, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker
+from normalizer.wordrates import WordRates
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +284,7 @@ class Pipeline(Restorer):
                 language_model.apply_delta(directory / LM_DELTA_FILE)
             else:
                 logger.warning("%s: %s adapts SmolLM2, not %s: not applied", directory, LM_DELTA_FILE, lm)
-        return cls(
+        pipeline = cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             language_model,
             Ranker.load(directory, SCHEMAS),
@@ -292,6 +294,9 @@ class Pipeline(Restorer):
             seq2seq=seq2seq,
             dictionary=dictionaries if isinstance(dictionaries, SpinnerDictionary) else _dictionary(dictionaries),
         )
+        if (directory / WORD_RATES_FILE).is_file():
+            pipeline.word_rates = WordRates.load(directory / WORD_RATES_FILE)
+        return pipeline
 
     # ---- the engine -------------------------------------------------------------------------------------------
 
