@@ -39,6 +39,7 @@ from normalizer.checkpoint import (
 )
 from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
 from normalizer.inflection import match_case
+from normalizer.memo import PAIRS_MEMO, Memo
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
 from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
@@ -199,14 +200,14 @@ class Pipeline(Restorer):
         """Optional `Seq2SeqRestorer` whose proposals join the candidates (and are a feature of every candidate)."""
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
-        self._pair_memo: tuple[tuple[int, int] | None, dict] = (None, {})
+        self._pair_memo: tuple[tuple[int, int] | None, dict] = (None, Memo(PAIRS_MEMO))
 
     def _memo(self) -> dict:
         """The pair features of candidates seen before (`cheap_features`), kept for this channel and table (either
         may be replaced on a loaded pipeline: a new one starts a new memo)."""
         key = (id(self.channel), id(self.table))
         if self._pair_memo[0] != key:
-            self._pair_memo = (key, {})
+            self._pair_memo = (key, Memo(PAIRS_MEMO))
         return self._pair_memo[1]
 
     @property

@@ -17,6 +17,7 @@ import numpy as np
 
 from normalizer.edits import SPINTAX_RE, Token, spintax_alternatives
 from normalizer.inflection import analyses, inflect, match_case
+from normalizer.memo import LINKS_MEMO, SPANS_MEMO, Memo
 
 UNKNOWN_RANK = 65535
 SOURCE_NAMES = ("moby", "wordnet", "mythes", "pps")
@@ -72,7 +73,7 @@ class CandidateTable:
             self.phrases.setdefault(s, []).append(h)
         self.form_zipf = dict(zip(arrays["forms"].tolist(), arrays["form_zipf"].astype(np.float32).tolist()))
         self.max_phrase = max((len(k.split()) for k in self.phrases), default=1)
-        self._spans: dict[tuple[str, bool, int], tuple] = {}
+        self._spans: dict[tuple[str, bool, int], tuple] = Memo(SPANS_MEMO)
         """A surface's candidates (`_originals_of`), by (surface, name, limit): the same wherever it stands."""
 
     @classmethod
@@ -137,11 +138,9 @@ class CandidateTable:
 
     def _linked(self, word: str) -> tuple[frozenset, frozenset]:
         """(the word's lemmas, every original the table gives for them), cached."""
-        cache = self.__dict__.setdefault("_links", {})
+        cache = self.__dict__.setdefault("_links", Memo(LINKS_MEMO))
         if word not in cache:
             lemmas = frozenset({lemma for lemma, _, _ in analyses(word)} | {word})
-            if len(cache) > 200_000:
-                cache.clear()
             cache[word] = (lemmas, frozenset(o for lemma in lemmas for o, _, _ in self.originals(lemma)))
         return cache[word]
 
@@ -177,8 +176,6 @@ class CandidateTable:
         found = self._spans.get(key)
         if found is None:
             found = self._originals_of(surface, name, limit)
-            if len(self._spans) > 200_000:
-                self._spans.clear()
             self._spans[key] = found
         a, b = span[0].start, span[-1].end
         n = len(span)

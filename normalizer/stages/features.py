@@ -84,8 +84,6 @@ def cheap_features(
         key = (c.before, c.after, c.kind, c.sources, c.rank, c.last - c.first)
         pair = memo.get(key)
         if pair is None:
-            if len(memo) > 500_000:
-                memo.clear()
             pair = memo[key] = pair_features(c, channel, table)
     return {
         "first_gain": first_lp - spun_lp,

@@ -28,6 +28,7 @@ import torch
 
 from normalizer.checkpoint import check_model_folder, check_safetensors, sha256_file
 from normalizer.device import model_dtype, resolve_device
+from normalizer.memo import CHUNKS_MEMO, Memo
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class LanguageModel:
         self.start_id = start if start is not None else tokenizer.bos_token_id or tokenizer.eos_token_id or 0
         self.continuation_batch = continuation_batch
         """Candidates rescored per forward call (`continuations`)."""
-        self._chunks: dict[str, list[int]] = {}
+        self._chunks: dict[str, list[int]] = Memo(CHUNKS_MEMO)
         # transformers renamed `past_key_values` to `cache` (5.x); use whichever this version's model takes.
         import inspect
 
@@ -124,9 +125,7 @@ class LanguageModel:
         """Token ids of one word chunk (its leading space included), cached."""
         ids = self._chunks.get(chunk)
         if ids is None:
-            ids = self.tokenizer(chunk, add_special_tokens=False).input_ids
-            if len(self._chunks) < 500_000:
-                self._chunks[chunk] = ids
+            ids = self._chunks[chunk] = self.tokenizer(chunk, add_special_tokens=False).input_ids
         return ids
 
     def chunk_ids_many(self, chunks: list[str]) -> list[list[int]]:
@@ -134,8 +133,6 @@ class LanguageModel:
         missing = list(dict.fromkeys(c for c in chunks if c not in self._chunks))
         if missing:
             encoded = self.tokenizer(missing, add_special_tokens=False).input_ids
-            if len(self._chunks) + len(missing) > 500_000:
-                self._chunks.clear()
             self._chunks.update(zip(missing, encoded))
         return [self._chunks[c] for c in chunks]
 
