@@ -89,6 +89,12 @@ def test_cached_continuations_equal_full_rescoring(lm):
     got = lm.continuations(state, items)
     for (b, p, cont), g in zip(items, got):
         assert g == pytest.approx(naive_continuation(lm, seqs[b], p, cont), abs=1e-4)
+    # One row per forward call: each reads only its own prefix of the cache (the rest of the width is left out).
+    lm.continuation_batch, batch = 1, lm.continuation_batch
+    try:
+        assert lm.continuations(state, items) == pytest.approx(got, abs=1e-5)
+    finally:
+        lm.continuation_batch = batch
     # A one-token continuation the first pass gathered needs no forward call at all.
     before = lm.passes
     assert lm.continuations(state, [(0, 3, [7]), (0, 2, [7])]) == pytest.approx(state.gathered[0][::-1], abs=1e-6)

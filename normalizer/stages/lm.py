@@ -213,12 +213,12 @@ class LanguageModel:
         Where the first pass gathered ids[0] after position p (`FirstPass.next_lp`), its log-probability is taken
         from there and only ids is fed, over the cache of positions [0, p); otherwise the last prefix token is fed
         again before ids (its logits predict ids[0]), over the cache of [0, p-1). Cached positions from there on are
-        masked out, and the vocabulary projection runs only where a next token is scored.
+        masked out, those past every row's prefix in a forward call are not read at all, and the vocabulary
+        projection runs only where a next token is scored.
         """
         from transformers import DynamicCache
 
         results: list[float] = [0.0] * len(items)
-        width = state.ids.shape[1]
         feeds = []  # (item index, sentence, cached positions, tokens fed, log-probability known before the pass)
         for i, (b, p, cont) in enumerate(items):
             known = state.next_lp[b].get((p, cont[0])) if cont else None
@@ -234,15 +234,17 @@ class LanguageModel:
             chunk = feeds[k : k + self.continuation_batch]
             rows = torch.tensor([b for _, b, _, _, _ in chunk], device=self.device)
             n_new = max(len(fed) for _, _, _, fed, _ in chunk)
+            # Cached positions past the chunk's longest prefix are masked for every row: leave them out.
+            w = max(cached for _, _, cached, _, _ in chunk)
             new = torch.zeros(len(chunk), n_new, dtype=torch.long)
-            mask = torch.zeros(len(chunk), width + n_new, dtype=torch.long)
+            mask = torch.zeros(len(chunk), w + n_new, dtype=torch.long)
             positions = torch.zeros(len(chunk), n_new, dtype=torch.long)
             for r, (_, _, cached, fed, _) in enumerate(chunk):
                 new[r, : len(fed)] = torch.tensor(fed)
                 mask[r, :cached] = 1
-                mask[r, width : width + len(fed)] = 1
+                mask[r, w : w + len(fed)] = 1
                 positions[r] = torch.arange(cached, cached + n_new)
-            cache = DynamicCache(ddp_cache_data=[(k_[rows], v_[rows]) for k_, v_ in state.cache])
+            cache = DynamicCache(ddp_cache_data=[(k_[rows, :, :w], v_[rows, :, :w]) for k_, v_ in state.cache])
             extra = {keep_arg: torch.arange(n_new - 1, device=self.device)} if keep_arg else {}
             out = self.model(
                 input_ids=new.to(self.device),
