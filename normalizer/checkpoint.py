@@ -84,6 +84,17 @@ def read_json_object(path: Path) -> dict:
     return data
 
 
+def read_data_file(path: str | Path, max_bytes: int, what: str):
+    """The JSON in a saved data file no larger than `max_bytes`, refused before it is read when larger; a ValueError
+    naming the file and `what` it should be otherwise."""
+    if Path(path).stat().st_size > max_bytes:
+        raise ValueError(f"{path}: larger than {max_bytes // 2**20} MB, not {what}")
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: not {what} ({type(e).__name__})") from None
+
+
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
+from normalizer.checkpoint import read_data_file
 from normalizer.edits import (
     Edit,
     GuardConfig,
@@ -184,12 +185,7 @@ class CorpusEvidence:
     @classmethod
     def load(cls, path: str | Path) -> CorpusEvidence:
         """Read a saved estimate; a damaged or foreign file is a ValueError naming it."""
-        if Path(path).stat().st_size > cls.MAX_BYTES:
-            raise ValueError(f"{path}: larger than {cls.MAX_BYTES // 2**20} MB, not a saved corpus estimate")
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ValueError(f"{path}: not a saved corpus estimate ({type(e).__name__})") from None
+        data = read_data_file(path, cls.MAX_BYTES, "a saved corpus estimate")
 
         def bad(why: str) -> ValueError:
             return ValueError(f"{path}: not a usable corpus estimate ({why})")

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from normalizer.checkpoint import read_data_file
+
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 """A word as counted here: letters, with inner apostrophes ("don't")."""
 
@@ -58,12 +60,7 @@ class WordRates:
     @classmethod
     def load(cls, path: str | Path) -> WordRates:
         """Read a saved table; a damaged or foreign file is a ValueError naming it."""
-        if Path(path).stat().st_size > cls.MAX_BYTES:
-            raise ValueError(f"{path}: larger than {cls.MAX_BYTES // 2**20} MB, not a word-rate table")
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ValueError(f"{path}: not a word-rate table ({type(e).__name__})") from None
+        data = read_data_file(path, cls.MAX_BYTES, "a word-rate table")
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT or data.get("version") != 1:
             raise ValueError(f"{path}: not a word-rate table (format must be {cls.FORMAT!r} version 1)")
         total, counts = data.get("total"), data.get("counts")
