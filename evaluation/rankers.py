@@ -58,6 +58,7 @@ def scored_sets(
         if found is None:
             texts = [r["spun"] for r in rows]
             pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))
+            pipeline.document_features = True  # saved for any ranker, whatever the scoring one reads
             found = dict(zip(pieces, pipeline.score(pieces, progress=True)))
             if cache:
                 cache.parent.mkdir(parents=True, exist_ok=True)

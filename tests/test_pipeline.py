@@ -363,13 +363,13 @@ def test_stages_one_by_one(pipeline):
     assert {s.candidate.after for s in piece.candidates} >= {"said", "trains", "company"}
     assert all(s.features == {} for s in piece.candidates)
     pipeline.first_pass(batch)
-    one_pass = set(CHEAP_FEATURES) | set(DOCUMENT_FEATURES) | {"pps"} | set(LM_FEATURES)
+    one_pass = set(CHEAP_FEATURES) | {"pps"} | set(LM_FEATURES)  # the ranker reads no document features
     assert all(set(s.features) == one_pass for s in piece.candidates) and piece.row == 0
     assert all(s.features["lm_candidate"] == 0 for s in piece.candidates)  # lm_candidates is 0: none added
     pipeline.prerank(batch)
     assert all("prerank" in s.features for s in piece.candidates)
     pipeline.rescore(batch)
-    after = set(FEATURES) | set(DOCUMENT_FEATURES) | set(PPS_FEATURES) | set(LM_FEATURES)
+    after = set(FEATURES) | set(PPS_FEATURES) | set(LM_FEATURES)
     assert all(set(s.features) == after for s in piece.candidates)
     by_span = {}
     for s in piece.candidates:
@@ -471,6 +471,12 @@ def test_document_features_count_the_whole_document(pipeline, table):
     from normalizer.stages.features import DocumentStats, document_features
 
     doc = "He mentioned it. She mentioned it too. They mentioned the firm."
+    # A ranker that reads none: the documents are not counted, the candidates get none.
+    assert not pipeline.reads_documents and not pipeline.counts_documents
+    batch = pipeline.first_pass(pipeline.candidates(["He mentioned it."], [doc]))
+    assert batch.pieces[0].document is None
+    assert all(not set(DOCUMENT_FEATURES) & set(s.features) for s in batch.pieces[0].candidates)
+    pipeline.document_features = True  # as for training a ranker that will
     batch = pipeline.first_pass(pipeline.candidates(["He mentioned it."], [doc]))
     said = next(s for s in batch.pieces[0].candidates if s.candidate.after == "said")
     assert said.features["doc_before"] == pytest.approx(np.log1p(3))  # "mentioned" three times in the document
@@ -478,6 +484,15 @@ def test_document_features_count_the_whole_document(pipeline, table):
     with_said = document_features(said.candidate, DocumentStats(doc + " He said so."), table)
     assert with_said["doc_after"] == pytest.approx(np.log1p(1))
     assert said.features["doc_after_excess"] < with_said["doc_after_excess"]  # the candidate missing counts
+
+
+def test_training_features_with_document_ones_are_computed_for_a_ranker_that_reads_none(pipeline):
+    from normalizer.stages.features import SCHEMAS
+    from training.ranker import labelled_features
+
+    x, y, groups = labelled_features(pipeline, ["He mentioned it."], ["He said it."], None, None, SCHEMAS[1])
+    assert x.shape == (len(groups), len(SCHEMAS[1])) and len(groups) > 0 and y.sum() == 1
+    assert pipeline.document_features is None  # put back
 
 
 def test_a_ranker_with_document_features_reads_the_documents(pipeline):

@@ -28,7 +28,7 @@ import numpy as np
 from normalizer.checkpoint import CANDIDATES_FILE, PRERANKER_FILE
 from normalizer.engines.pipeline import Pipeline, PipelineConfig
 from normalizer.stages.candidates import CandidateTable
-from normalizer.stages.features import CHEAP_FEATURES, FEATURES, SCHEMAS
+from normalizer.stages.features import CHEAP_FEATURES, DOCUMENT_FEATURES, FEATURES, SCHEMAS
 from normalizer.stages.lm import SMOLLM2, LanguageModel
 from normalizer.stages.ranker import Channel, Ranker, gold_edits
 
@@ -73,7 +73,13 @@ def labelled_features(
     """(X, y, groups): `features` of every rescored candidate, its label, and (sentence, span) ids for decisions.
     Labels come from the pairs' edit targets when given (adjacent swaps kept apart), else from a word alignment;
     `documents[k]` is sentence k's whole document (for `DOCUMENT_FEATURES`)."""
-    scored = pipeline.score(spun, progress=True, documents=documents)
+    own = pipeline.document_features
+    if any(name in DOCUMENT_FEATURES for name in features):
+        pipeline.document_features = True
+    try:
+        scored = pipeline.score(spun, progress=True, documents=documents)
+    finally:
+        pipeline.document_features = own
     xs, ys, groups = [], [], []
     for k, (s, o, found) in enumerate(zip(spun, original, scored)):
         gold = gold_spans(s, o, targets[k] if targets else None)

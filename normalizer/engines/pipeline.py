@@ -162,7 +162,8 @@ class Piece:
     row: int = -1
     """This piece's row in the batch's first pass (-1: not scored)."""
     document: DocumentStats | None = None
-    """Counts over the piece's whole document (the piece alone when no document is given)."""
+    """Counts over the piece's whole document (the piece alone when no document is given); None where nothing
+    reads them (`Pipeline.counts_documents`)."""
 
 
 @dataclass
@@ -201,6 +202,9 @@ class Pipeline(Restorer):
         self.dictionary = dictionary
         """Optional user-supplied spinner dictionaries (`normalizer.stages.dictionary`), inverted into candidates."""
         self._pair_memo: tuple[tuple[int, int] | None, dict] = (None, Memo(PAIRS_MEMO))
+        self.document_features: bool | None = None
+        """Whether candidates get their `DOCUMENT_FEATURES`: None (default) only where the ranker reads them
+        (`reads_documents`); True always (for training a ranker that will)."""
 
     def _memo(self) -> dict:
         """The pair features of candidates seen before (`cheap_features`), kept for this channel and table (either
@@ -219,6 +223,13 @@ class Pipeline(Restorer):
     def reads_documents(self) -> bool:
         """Whether the ranker weighs evidence from the whole document (`DOCUMENT_FEATURES`)."""
         return self.ranker is not None and DOCUMENT_FEATURES[0] in self.ranker.features
+
+    @property
+    def counts_documents(self) -> bool:
+        """Whether the stages count each piece's document and give candidates their `DOCUMENT_FEATURES`."""
+        if self.document_features is not None:
+            return self.document_features
+        return self.reads_documents if self.document_features is None else self.document_features
 
     @property
     def threshold(self) -> float:
@@ -364,13 +375,14 @@ class Pipeline(Restorer):
         document (`documents[i]`, default the piece itself)."""
         proposals = self.seq2seq.propose(texts) if self.seq2seq is not None else [[] for _ in texts]
         stats: dict[int, DocumentStats] = {}
+        counting = self.counts_documents
         pieces = []
         for k, (text, proposed) in enumerate(zip(texts, proposals)):
             doc = documents[k] if documents is not None else text
-            if id(doc) not in stats:
+            if counting and id(doc) not in stats:
                 stats[id(doc)] = DocumentStats(doc)
             tokens, seq, starts = lm_reading(self.lm, text)
-            piece = Piece(text, tokens, seq, starts, document=stats[id(doc)])
+            piece = Piece(text, tokens, seq, starts, document=stats.get(id(doc)))
             if len(seq) > 1:
                 ends = [0] + [t.end for t in tokens]
                 found = self.merged_candidates(text, tokens, proposed)
@@ -438,7 +450,8 @@ class Pipeline(Restorer):
                 s.features = cheap_features(
                     s.candidate, piece.tokens, first_lp, spun_lp, self.channel, self.table, self._memo()
                 )
-                s.features.update(document_features(s.candidate, piece.document, self.table))
+                if piece.document is not None:
+                    s.features.update(document_features(s.candidate, piece.document, self.table))
             if k:
                 piece.candidates += self.lm_proposals(piece, open_words[row], batch.state.top[row], token_lp)
         return batch
@@ -469,7 +482,8 @@ class Pipeline(Restorer):
                 c = Candidate(tok.start, tok.end, i, i + 1, tok.text, after, "lm")
                 s = Scored(c, ids)
                 s.features = cheap_features(c, piece.tokens, lp, token_lp[at], self.channel, self.table, self._memo())
-                s.features.update(document_features(c, piece.document, self.table))
+                if piece.document is not None:
+                    s.features.update(document_features(c, piece.document, self.table))
                 cosine = self.lm.token_similarity(token, piece.seq[at])
                 s.features.update(lm_features(rank, cosine, self.table.related(lower, word), lower, word))
                 out.append(s)

@@ -146,6 +146,8 @@ class CandidateTable:
 
     def zipf(self, form: str) -> float:
         """Zipf frequency of a word or inflected form (a phrase: of its rarest word); 0 when unknown."""
+        if " " not in form:
+            return self.form_zipf.get(form, 0.0) if form else 0.0
         return min((self.form_zipf.get(w, 0.0) for w in form.split()), default=0.0)
 
     def propose(self, text: str, tokens: list[Token], max_per_span: int = 400) -> list[Candidate]:

@@ -13,6 +13,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -122,9 +123,9 @@ class Ranker:
 
     def matrix(self, records: list[dict[str, float]]) -> np.ndarray:
         """(N, F) feature matrix of named records, in this ranker's feature order (a missing name is a KeyError)."""
-        return np.array([[r[name] for name in self.features] for r in records], dtype=np.float64).reshape(
-            len(records), len(self.features)
-        )
+        names = self.features
+        get = itemgetter(*names) if len(names) > 1 else (lambda r: tuple(r[name] for name in names))
+        return np.array([get(r) for r in records], dtype=np.float64).reshape(len(records), len(self.features))
 
     def prob_records(self, records: list[dict[str, float]]) -> np.ndarray:
         """(N,) probabilities of named feature records."""
