@@ -16,6 +16,7 @@ transformers reads them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -213,11 +214,13 @@ class LanguageModel:
         Where the first pass gathered ids[0] after position p (`FirstPass.next_lp`), its log-probability is taken
         from there and only ids is fed, over the cache of positions [0, p); otherwise the last prefix token is fed
         again before ids (its logits predict ids[0]), over the cache of [0, p-1). Cached positions from there on are
-        masked out, those past every row's prefix in a forward call are not read at all, and the vocabulary
-        projection runs only where a next token is scored.
+        masked out, those past every row's prefix in a forward call are not read at all (each layer gathers its rows
+        only when it attends: `_rows_of_cache_class`), and the vocabulary projection runs only where a next token is
+        scored.
         """
         from transformers import DynamicCache
 
+        rows_of_cache = _rows_of_cache_class()
         results: list[float] = [0.0] * len(items)
         feeds = []  # (item index, sentence, cached positions, tokens fed, log-probability known before the pass)
         for i, (b, p, cont) in enumerate(items):
@@ -244,7 +247,8 @@ class LanguageModel:
                 mask[r, :cached] = 1
                 mask[r, w : w + len(fed)] = 1
                 positions[r] = torch.arange(cached, cached + n_new)
-            cache = DynamicCache(ddp_cache_data=[(k_[rows, :, :w], v_[rows, :, :w]) for k_, v_ in state.cache])
+            cache = DynamicCache()
+            cache.layers = [rows_of_cache(k_, v_, rows, w) for k_, v_ in state.cache]
             extra = {keep_arg: torch.arange(n_new - 1, device=self.device)} if keep_arg else {}
             out = self.model(
                 input_ids=new.to(self.device),
@@ -267,6 +271,33 @@ class LanguageModel:
         """Total log-probability of each sequence after its first token (the naive scorer, for checks)."""
         state = self.first_pass(seqs, [[] for _ in seqs])
         return [sum(lp) for lp in state.token_lp]
+
+
+@functools.cache
+def _rows_of_cache_class():
+    """The cache layer class `continuations` reads (built on first use: transformers loads late)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class RowsOfCache(DynamicLayer):
+        """One layer's cached keys and values for a continuation call: `rows` of the first pass's, positions
+        [0, width), gathered only when the layer attends (one layer's copy at a time, none kept after the call)."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, width: int):
+            super().__init__()
+            self.source, self.rows, self.width = (keys, values), rows, width
+            self.device, self.is_initialized = keys.device, True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            keys, values = self.source
+            return (
+                torch.cat([keys[self.rows, :, : self.width], key_states], dim=-2),
+                torch.cat([values[self.rows, :, : self.width], value_states], dim=-2),
+            )
+
+        def get_seq_length(self) -> int:
+            return self.width
+
+    return RowsOfCache
 
 
 NORMALISER_ROWS = 8
