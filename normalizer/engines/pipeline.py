@@ -227,8 +227,6 @@ class Pipeline(Restorer):
     @property
     def counts_documents(self) -> bool:
         """Whether the stages count each piece's document and give candidates their `DOCUMENT_FEATURES`."""
-        if self.document_features is not None:
-            return self.document_features
         return self.reads_documents if self.document_features is None else self.document_features
 
     @property
