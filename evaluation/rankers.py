@@ -58,8 +58,11 @@ def scored_sets(
         if found is None:
             texts = [r["spun"] for r in rows]
             pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))
-            pipeline.document_features = True  # saved for any ranker, whatever the scoring one reads
-            found = dict(zip(pieces, pipeline.score(pieces, progress=True)))
+            own, pipeline.document_features = pipeline.document_features, True  # kept for any ranker to read
+            try:
+                found = dict(zip(pieces, pipeline.score(pieces, progress=True)))
+            finally:
+                pipeline.document_features = own
             if cache:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 data = {piece: [asdict(s) for s in items] for piece, items in found.items()}

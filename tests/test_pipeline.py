@@ -566,6 +566,9 @@ def test_rankers_replay_from_a_kept_scoring_equals_restoring(tmp_path, pipeline)
     path = tmp_path / "tiny.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     first = scored_sets(pipeline, [path], 10, tmp_path / "scores")
+    # kept with the document features (for any ranker), though the pipeline's own ranker reads none and keeps so
+    assert all(set(DOCUMENT_FEATURES) <= set(s.features) for f in first["tiny"][1].values() for s in f)
+    assert pipeline.document_features is None
     passes = pipeline.lm.passes
     again = scored_sets(pipeline, [path], 10, tmp_path / "scores")  # read back from the kept scoring: no LM pass
     assert pipeline.lm.passes == passes
