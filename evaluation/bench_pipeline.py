@@ -7,7 +7,9 @@
 Reports sentences/s of `Pipeline.restore_batch` as users run it; where the time goes (each stage's public method
 timed on its own: candidates, first pass, pre-rank, rescore, rank); LM forward calls and rescored candidates per
 sentence; and, on the same candidates, the time of the cached continuations against scoring each candidate by a full
-pass over its own sentence (the naive way), with the largest difference between the two scores (they must agree).
+pass over its own sentence (the naive way), with the largest difference between the two scores (they must agree);
+and the arithmetic the LM's linear layers were asked for, against this machine's rate for a matrix product of the
+model's shape (`arithmetic`): the bound on sentences/s that no change around the model beats.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from normalizer.engines.pipeline import Pipeline
 def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
     pieces = [docs[d][a:b] for d, a, b in pipeline.pieces(docs)]
     lm = pipeline.lm
-    start, passes = time.perf_counter(), lm.passes
+    start, passes, fed, projected = time.perf_counter(), lm.passes, lm.tokens_fed, lm.positions_projected
     pipeline.restore_batch(docs)
     total = time.perf_counter() - start
     n_passes = lm.passes - passes
+    work = arithmetic(lm, lm.tokens_fed - fed, lm.positions_projected - projected, total, len(pieces))
     # Stage times on the same pieces, one batch at a time as restore_batch does, each stage called on its own.
     times = dict.fromkeys(("candidates", "first_pass", "prerank", "rescore", "rank"), 0.0)
     rescored = 0
@@ -64,11 +67,55 @@ def bench(pipeline: Pipeline, docs: list[str], naive_n: int = 300) -> dict:
         "lm_forward_calls_per_sentence": n_passes / max(len(pieces), 1),
         "rescored_candidates_per_sentence": rescored / max(len(pieces), 1),
         "stage_seconds": times,
+        "arithmetic": work,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if sample:
         result["cached_vs_naive"] = cached_vs_naive(pipeline, sample, naive_n)
     return result
+
+
+def arithmetic(lm, fed: int, projected: int, seconds: float, sentences: int) -> dict:
+    """What the LM's linear layers were asked to compute in `seconds` (`LanguageModel.linear_flops`), against this
+    machine's own rate for a matrix product of the model's shape and dtype: `linear_seconds_at_gemm_rate` is the
+    least time that arithmetic takes here, so `bound_sentences_per_s` is what no change to the code around the
+    model can beat without asking for less of it (fewer tokens, fewer candidates, cheaper numbers)."""
+    per_token, per_projection = lm.linear_flops()
+    flops = fed * per_token + projected * per_projection
+    rate = gemm_rate(lm)
+    floor = flops / rate
+    return {
+        "tokens_fed": fed,
+        "positions_projected": projected,
+        "tokens_fed_per_sentence": fed / max(sentences, 1),
+        "linear_gflop_per_sentence": flops / 1e9 / max(sentences, 1),
+        "gemm_gflops": rate / 1e9,
+        "linear_seconds_at_gemm_rate": floor,
+        "linear_share_of_wall": floor / seconds if seconds else None,
+        "bound_sentences_per_s": sentences / floor if floor else None,
+    }
+
+
+def gemm_rate(lm, rows: int = 512, repeats: int = 20) -> float:
+    """FLOP/s of `torch.nn.functional.linear` on this device, `rows` tokens through the model's largest
+    non-vocabulary weight in the model's dtype (the best of `repeats` timed calls, after warm-up)."""
+    head = lm.model.get_output_embeddings()
+    weight = max(
+        (m.weight for m in lm.model.modules() if isinstance(m, torch.nn.Linear) and m is not head),
+        key=lambda w: w.numel(),
+    ).detach()
+    x = torch.randn(rows, weight.shape[1], dtype=weight.dtype, device=weight.device)
+    sync = torch.cuda.synchronize if weight.device.type == "cuda" else (lambda: None)
+    best = float("inf")
+    with torch.inference_mode():
+        for k in range(repeats + 3):
+            sync()
+            t = time.perf_counter()
+            torch.nn.functional.linear(x, weight)
+            sync()
+            if k >= 3:
+                best = min(best, time.perf_counter() - t)
+    return 2 * rows * weight.numel() / best
 
 
 def cached_vs_naive(pipeline: Pipeline, pieces: list[str], limit: int) -> dict:
@@ -115,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: auto); CUDA runs in bf16")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="the LM's precision: auto (bf16 on CUDA and on CPUs with native bf16, else float32), float32, bfloat16",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="sentences per LM pass (default: checkpoint)")
     parser.add_argument(
         "--continuation-batch", type=int, default=None, help="candidates rescored per forward call (default: 64)"
@@ -135,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         args.pipeline,
         lm=args.lm,
         device=args.device,
+        lm_dtype=args.dtype,
         batch_size=args.batch_size,
         dictionaries=args.dictionary,
         dictionary_k=args.dictionary_k,

@@ -101,6 +101,27 @@ def test_cached_continuations_equal_full_rescoring(lm):
     assert lm.passes == before
 
 
+def test_lm_counts_the_arithmetic_it_was_asked_for(lm):
+    from evaluation.bench_pipeline import arithmetic
+
+    vocab = lm.model.config.vocab_size
+    per_token, per_projection = lm.linear_flops()
+    # The tiny Llama: q, k, v, o of 16x16 and gate, up, down of 16x32 in its one layer; the head 16 x vocab.
+    assert (per_token, per_projection) == (2 * (4 * 16 * 16 + 3 * 16 * 32), 2 * 16 * vocab)
+    fed, projected = lm.tokens_fed, lm.positions_projected
+    state = lm.first_pass([[lm.start_id, 5, 6, 7, 8, 9], [lm.start_id, 10, 11]], [[], []])
+    assert (lm.tokens_fed - fed, lm.positions_projected - projected) == (12, 12)  # 2 rows padded to 6, all projected
+    fed, projected = lm.tokens_fed, lm.positions_projected
+    lm.continuations(state, [(0, 2, [12, 13]), (1, 1, [6, 7, 8])])  # fed with the prefix's last token: 3 and 4
+    assert (lm.tokens_fed - fed, lm.positions_projected - projected) == (2 * 4, 2 * 3)  # padded to 4, 3 predict
+    work = arithmetic(lm, 100, 10, 2.0, 5)
+    floor = (100 * per_token + 10 * per_projection) / (work["gemm_gflops"] * 1e9)
+    assert work["gemm_gflops"] > 0 and work["linear_seconds_at_gemm_rate"] == pytest.approx(floor)
+    assert work["linear_gflop_per_sentence"] == pytest.approx((100 * per_token + 10 * per_projection) / 5e9)
+    assert work["bound_sentences_per_s"] == pytest.approx(5 / floor)
+    assert work["linear_share_of_wall"] == pytest.approx(floor / 2.0)
+
+
 @pytest.mark.parametrize("shape", [(3, 17, 50), (1, 1, 7), (9, 50), (0, 4, 11), (2, 0, 5)])
 def test_log_normaliser_in_row_blocks_equals_logsumexp(shape):
     from normalizer.stages.lm import log_normaliser
@@ -599,6 +620,14 @@ def test_rankers_clean_limit_applies_to_clean_sets_alone(tmp_path, pipeline):
         )  # fmt: skip
     sets = scored_sets(pipeline, [tmp_path / "clean.jsonl", tmp_path / "spun.jsonl"], 2, None, clean_limit=4)
     assert len(sets["clean"][0]) == 4 and len(sets["spun"][0]) == 2
+
+
+def test_pipeline_loads_its_lm_in_the_precision_asked_for(tmp_path, pipeline_checkpoint):
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        assert Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu", lm_dtype=name).lm.dtype == dtype
+    with pytest.raises(ValueError, match="dtype must be"):
+        Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu", lm_dtype="int4")
 
 
 def test_a_checkpoints_lm_delta_is_laid_over_smollm2_and_checked(tmp_path, pipeline_checkpoint, monkeypatch, caplog):

@@ -267,11 +267,13 @@ class Pipeline(Restorer):
         *,
         lm: str | Path = SMOLLM2,
         device=None,
+        lm_dtype: str = "auto",
         dictionaries: list[str | Path] | SpinnerDictionary = (),
         **overrides,
     ) -> Pipeline:
         """Load a pipeline checkpoint (default: `$NORMALIZER_MODEL`, else the shipped model) and its language model.
 
+        `lm_dtype`: the language model's precision (`normalizer.device.model_dtype`: auto, float32, bfloat16, float16).
         `dictionaries`: spinner dictionary files (`key|alt|alt` lines) the text's spinner may have used, or one
         `SpinnerDictionary` already read.
         `overrides` replace fields of the stored `PipelineConfig` (e.g. `threshold=0.8`); a None value keeps the
@@ -288,7 +290,7 @@ class Pipeline(Restorer):
         seq2seq = None
         if config.seq2seq and (directory / "config.json").is_file():
             seq2seq = Seq2SeqRestorer.from_pretrained(directory, device=device)
-        language_model = LanguageModel.from_pretrained(lm, device=device)
+        language_model = LanguageModel.from_pretrained(lm, device=device, dtype=lm_dtype)
         if (directory / LM_DELTA_FILE).is_file():
             if str(lm) == SMOLLM2:
                 language_model.apply_delta(directory / LM_DELTA_FILE)

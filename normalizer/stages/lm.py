@@ -94,6 +94,10 @@ class LanguageModel:
         self._forward_params = set(params)
         self.passes = 0
         """Forward calls so far (first passes and continuation batches), for tests and benchmarks."""
+        self.tokens_fed = 0
+        """Token positions fed through the model so far, padding included (what its linear layers computed)."""
+        self.positions_projected = 0
+        """Positions whose vocabulary logits were computed so far, padding included."""
 
     @classmethod
     def from_pretrained(cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto") -> LanguageModel:
@@ -157,6 +161,8 @@ class LanguageModel:
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
         self.passes += 1
+        self.tokens_fed += ids.numel()
+        self.positions_projected += ids.numel()
         # log-softmax without a second (B, T, V) tensor: the logits less their log-normaliser, where wanted.
         logits = out.logits
         norm = log_normaliser(logits)  # (B, T)
@@ -186,6 +192,16 @@ class LanguageModel:
         rows = token_lp.tolist()
         next_lp = [{(p, t): lp for (p, t), lp in zip(wanted, got)} for wanted, got in zip(gathers, gathered)]
         return FirstPass(ids, lengths, cache, [r[:n] for r, n in zip(rows, lengths)], gathered, next_lp, top)
+
+    def linear_flops(self) -> tuple[int, int]:
+        """Multiply-add FLOPs of the model's linear layers (2 per weight) per token fed, and of the vocabulary
+        projection per position projected: with `tokens_fed` and `positions_projected`, the arithmetic a workload
+        asked for (attention over the context, norms and activations left out)."""
+        head = self.model.get_output_embeddings()
+        per_token = sum(
+            2 * m.weight.numel() for m in self.model.modules() if isinstance(m, torch.nn.Linear) and m is not head
+        )
+        return per_token, 2 * head.weight.numel() if head is not None else 0
 
     def word_tokens(self) -> dict[int, str]:
         """Every token that is by itself a whole word after a space (" said" and " Said" read as that one token),
@@ -259,6 +275,8 @@ class LanguageModel:
                 **extra,
             )
             self.passes += 1
+            self.tokens_fed += new.numel()
+            self.positions_projected += len(chunk) * (n_new - 1) if keep_arg else new.numel()
             logits = out.logits[:, : n_new - 1]  # (R, n_new-1, V): position j predicts fed token j+1
             target = new[:, 1:].to(logits.device)
             lp = logits.gather(-1, target[..., None])[..., 0].float() - log_normaliser(logits)
