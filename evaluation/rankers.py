@@ -58,11 +58,8 @@ def scored_sets(
         if found is None:
             texts = [r["spun"] for r in rows]
             pieces = list(dict.fromkeys(texts[d][a:b] for d, a, b in pipeline.pieces(texts)))
-            own, pipeline.document_features = pipeline.document_features, True  # kept for any ranker to read
-            try:
+            with pipeline.document_features_on():  # kept for any ranker to read
                 found = dict(zip(pieces, pipeline.score(pieces, progress=True)))
-            finally:
-                pipeline.document_features = own
             if cache:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 data = {piece: [asdict(s) for s in items] for piece, items in found.items()}

@@ -73,13 +73,8 @@ def labelled_features(
     """(X, y, groups): `features` of every rescored candidate, its label, and (sentence, span) ids for decisions.
     Labels come from the pairs' edit targets when given (adjacent swaps kept apart), else from a word alignment;
     `documents[k]` is sentence k's whole document (for `DOCUMENT_FEATURES`)."""
-    own = pipeline.document_features
-    if any(name in DOCUMENT_FEATURES for name in features):
-        pipeline.document_features = True
-    try:
+    with pipeline.document_features_on(any(name in DOCUMENT_FEATURES for name in features)):
         scored = pipeline.score(spun, progress=True, documents=documents)
-    finally:
-        pipeline.document_features = own
     xs, ys, groups = [], [], []
     for k, (s, o, found) in enumerate(zip(spun, original, scored)):
         gold = gold_spans(s, o, targets[k] if targets else None)

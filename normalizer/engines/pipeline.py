@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -228,6 +229,18 @@ class Pipeline(Restorer):
     def counts_documents(self) -> bool:
         """Whether the stages count each piece's document and give candidates their `DOCUMENT_FEATURES`."""
         return self.reads_documents if self.document_features is None else self.document_features
+
+    @contextmanager
+    def document_features_on(self, on: bool = True):
+        """`document_features` set to True for the block (where `on`), and put back after it: scoring kept for a
+        ranker that reads them (training one, or replaying many)."""
+        own = self.document_features
+        if on:
+            self.document_features = True
+        try:
+            yield self
+        finally:
+            self.document_features = own
 
     @property
     def threshold(self) -> float:
