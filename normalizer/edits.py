@@ -194,6 +194,26 @@ def map_back(start: int, end: int, repairs: list[tuple[int, int, int, int]]) -> 
     return start + shift, end + shift
 
 
+Focus = list[tuple[int, int]]
+"""Character ranges of a text, in order: where an edit may stand (`inside`)."""
+
+
+def unrepaired(text: str, repairs: list[tuple[int, int, int, int]]) -> Focus:
+    """The ranges of a repaired `text` between its repairs (`apply_with_repairs`): where an edit maps back
+    (`map_back` is not None)."""
+    out, pos = [], 0
+    for _, _, new_start, new_end in repairs:
+        out.append((pos, new_start))
+        pos = new_end
+    out.append((pos, len(text)))
+    return out
+
+
+def inside(edit, ranges: Focus) -> bool:
+    """Whether `edit` (anything with `start` and `end`) lies within one of `ranges`."""
+    return any(a <= edit.start and edit.end <= b for a, b in ranges)
+
+
 def apply_with_repairs(text: str, edits) -> tuple[str, list[tuple[int, int, int, int]]]:
     """`splice(text, edits)` and, per edit, (old_start, old_end, new_start, new_end) for `map_back`."""
     out, pos, repairs, length = [], 0, [], 0

@@ -25,13 +25,16 @@ from pathlib import Path
 from normalizer.checkpoint import read_data_file
 from normalizer.edits import (
     Edit,
+    Focus,
     GuardConfig,
     apply_with_repairs,
     guard_reason,
+    inside,
     map_back,
     protected_spans,
     splice,
     tokenize,
+    unrepaired,
     word_before,
 )
 from normalizer.segment import text_list, word_pieces
@@ -410,6 +413,11 @@ class Restorer:
     reads_documents: bool = False
     """Whether proposals depend on the rest of the document (then the cache keys pieces by their document too)."""
 
+    proposes_in_focus: bool = False
+    """Whether `propose` takes `focus=` (per piece, the character ranges an edit must lie within): a hint that
+    lets the engine skip work on the rest. An extra pass asks only where its edits can be kept (off the edits
+    already applied) and keeps only the proposals inside, whether the engine used the hint or not."""
+
     def piece_tokens(self, text: str) -> int:
         """Length of `text` in the engine's model tokens (for `max_piece_tokens`)."""
         raise NotImplementedError
@@ -520,9 +528,9 @@ class Restorer:
     ) -> list[tuple[list[Edit], list[Rejection]]]:
         """(edits, rejections) per piece, in piece offsets. With `passes` 2 or more, each extra pass proposes the
         pieces that changed again with every edit so far applied (a swap next to another is judged in repaired
-        context); a new edit that touches an applied one is dropped. `owners[i]` is piece i's document (default: its
-        own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others; an extra
-        pass's edits need `pass_threshold` where that is higher than `threshold`."""
+        context), only off the edits already applied (`focus`). `owners[i]` is piece i's document (default: its
+        own), for `document_prior`, whose shift is estimated once from the first pass and kept for the others; an
+        extra pass's edits need `pass_threshold` where that is higher than `threshold`."""
         proposals = self.propose_once(pieces, batch_size, progress, documents)
         evidence = self.document_evidence(proposals, owners, fingerprints, pieces)
         if evidence is not None:
@@ -535,7 +543,9 @@ class Restorer:
                 break
             repaired = [apply_with_repairs(pieces[i], results[i][0]) for i in redo]
             again_docs = [documents[i] for i in redo] if documents is not None else None
-            again = self.propose_once([text for text, _ in repaired], batch_size, progress, again_docs)
+            focus = [unrepaired(text, repairs) for text, repairs in repaired]
+            again = self.propose_once([text for text, _ in repaired], batch_size, progress, again_docs, focus)
+            again = [[e for e in found if inside(e, ranges)] for found, ranges in zip(again, focus)]
             if evidence is not None:
                 again = [evidence[i].apply(p, counted=False) for i, p in zip(redo, again)]
             for i, (text, repairs), found in zip(redo, repaired, again):
@@ -623,42 +633,53 @@ class Restorer:
         batch_size: int | None = None,
         progress: bool = False,
         documents: list[str] | None = None,
+        focus: list[Focus] | None = None,
     ) -> list[list[Edit]]:
         """`propose`, with each distinct piece (in its document, when proposals depend on it) proposed once per
         call and, up to `cache_size` pieces, once across calls (proposals do not depend on the threshold, so every
-        call can reuse them)."""
+        call can reuse them). `focus` (per piece: the character ranges an edit must lie within) reaches an engine
+        that `proposes_in_focus` and is then part of the piece's key; the caller keeps only the edits inside it."""
+        focused = focus is not None and self.proposes_in_focus
+        keys = list(zip(pieces, map(tuple, focus))) if focused else [(p, None) for p in pieces]
         if documents is not None:
-            return self.propose_once_in_documents(pieces, batch_size, progress, documents)
+            return self.propose_once_in_documents(keys, batch_size, progress, documents)
         key = self.cache_key()
         cache = self.__dict__.get("_proposal_cache")
         if cache is None:
             cache = self.__dict__.setdefault("_proposal_cache", (OrderedDict(), threading.Lock()))
         store, lock = cache
-        found: dict[str, list[Edit]] = {}
+        found: dict[tuple, list[Edit]] = {}
         with lock:
-            for piece in dict.fromkeys(pieces):
-                if (key, piece) in store:
-                    store.move_to_end((key, piece))
-                    found[piece] = store[(key, piece)]
-        missing = [p for p in dict.fromkeys(pieces) if p not in found]
+            for item in dict.fromkeys(keys):
+                if (key, *item) in store:
+                    store.move_to_end((key, *item))
+                    found[item] = store[(key, *item)]
+        missing = [item for item in dict.fromkeys(keys) if item not in found]
         if missing:
-            found.update(zip(missing, self.propose(missing, batch_size=batch_size, progress=progress)))
+            found.update(zip(missing, self.propose_items(missing, batch_size, progress)))
             if self.cache_size > 0:
                 with lock:
-                    for piece in missing:
-                        store[(key, piece)] = found[piece]
+                    for item in missing:
+                        store[(key, *item)] = found[item]
                     while len(store) > self.cache_size:
                         store.popitem(last=False)
-        return [found[p] for p in pieces]
+        return [found[item] for item in keys]
+
+    def propose_items(
+        self, items: list[tuple], batch_size: int | None, progress: bool, documents: list[str] | None = None
+    ) -> list[list[Edit]]:
+        """`propose` on (piece, focus or None) items: focus is passed only where there is one."""
+        kwargs = {} if documents is None else {"documents": documents}
+        if items and items[0][1] is not None:
+            kwargs["focus"] = [list(f) for _, f in items]
+        return self.propose([p for p, _ in items], batch_size=batch_size, progress=progress, **kwargs)
 
     def propose_once_in_documents(
-        self, pieces: list[str], batch_size: int | None, progress: bool, documents: list[str]
+        self, keys: list[tuple], batch_size: int | None, progress: bool, documents: list[str]
     ) -> list[list[Edit]]:
         """`propose_once` for an engine that reads the documents: a piece is the same work only in the same
         document, so only repeats within a call are shared (documents are too large to keep as cache keys)."""
-        unique = list(dict.fromkeys(zip(pieces, documents)))
-        found = self.propose(
-            [p for p, _ in unique], batch_size=batch_size, progress=progress, documents=[d for _, d in unique]
-        )
+        unique = list(dict.fromkeys(zip(keys, documents)))
+        found = self.propose_items([k for k, _ in unique], batch_size, progress, [d for _, d in unique])
         by_key = dict(zip(unique, found))
-        return [by_key[(p, d)] for p, d in zip(pieces, documents)]
+        return [by_key[item] for item in zip(keys, documents)]

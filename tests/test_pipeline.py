@@ -338,7 +338,7 @@ def test_cli_pipeline_engine_without_lm_is_an_error(tmp_path, pipeline_checkpoin
 
 
 def test_second_pass_maps_edits_back_to_the_input(pipeline):
-    from normalizer.edits import apply_with_repairs, map_back
+    from normalizer.edits import apply_with_repairs, map_back, unrepaired
 
     text = "The firm mentioned profits."
     pipeline.cache_size = 0  # count every proposal
@@ -348,11 +348,12 @@ def test_second_pass_maps_edits_back_to_the_input(pipeline):
     pipeline.config = replace(pipeline.config, dictionary_passes=2)
     calls = []
     real = pipeline.propose
-    pipeline.propose = lambda pieces, **kw: calls.append(list(pieces)) or real(pieces, **kw)
+    pipeline.propose = lambda pieces, **kw: calls.append((list(pieces), kw.get("focus"))) or real(pieces, **kw)
     two = pipeline.restore(text)
-    assert calls == [[text], [one.text]]  # the changed piece is proposed again, repaired
-    assert two.text == one.text and [e.before for e in two.edits] == [e.before for e in one.edits]
     repaired, repairs = apply_with_repairs(text, one.edits)
+    # The changed piece is proposed again, repaired, and asked only where an edit can be kept: off the repairs.
+    assert calls == [([text], None), ([one.text], [unrepaired(repaired, repairs)])]
+    assert two.text == one.text and [e.before for e in two.edits] == [e.before for e in one.edits]
     assert repaired == one.text
     k = repaired.index("profits")
     assert map_back(k, k + 7, repairs) == (text.index("profits"), text.index("profits") + 7)
@@ -375,6 +376,16 @@ def test_seq2seq_proposals_join_the_candidates(table, lm, normalizer):
     assert proposed == [[(3, 12, "declared", 1.0)], []]
     r = p.restore("He mentioned it.")
     assert r.text == "He declared it." and r.edits[0].after == "declared"
+
+
+def test_candidates_in_focus_are_the_candidates_inside_it(pipeline):
+    text = "He mentioned the practices of the firm."
+    (everywhere,) = pipeline.candidates([text]).pieces
+    k = text.index("the firm")
+    (focused,) = pipeline.candidates([text], focus=[[(0, 2), (k, len(text))]]).pieces
+    inside = [(s.candidate.start, s.candidate.after) for s in everywhere.candidates if s.candidate.start >= k]
+    assert inside and [(s.candidate.start, s.candidate.after) for s in focused.candidates] == inside
+    assert "said" in {s.candidate.after for s in everywhere.candidates}  # "mentioned" lies outside the focus
 
 
 def test_stages_one_by_one(pipeline):

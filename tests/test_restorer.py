@@ -248,6 +248,40 @@ def test_extra_passes_need_the_pass_threshold():
     assert r.text == "He said the plain truth."  # a call's higher threshold binds the extra pass too
 
 
+class Overlapping(TwoStep):
+    """TwoStep, and in the repaired piece a surer proposal over the repair ("said the" -> "noted the", 0.95) that
+    overlaps "plain"'s span too. With `focused`, it takes the hint and proposes only inside `focus`."""
+
+    def __init__(self, focused):
+        super().__init__()
+        self.proposes_in_focus, self.asked = focused, []
+
+    def propose(self, pieces, *, batch_size=None, progress=False, documents=None, **hint):
+        self.asked.append(hint.get("focus"))
+        out = super().propose(pieces)
+        for piece, found in zip(pieces, out):
+            k = piece.find("said the plain")
+            if k >= 0:
+                found.append(Edit(k, k + 14, "said the plain", "noted the plain", 0.95))
+        if hint.get("focus") is not None:
+            out = [
+                [e for e in found if any(a <= e.start and e.end <= b for a, b in f)]
+                for found, f in zip(out, hint["focus"])
+            ]
+        return out
+
+
+@pytest.mark.parametrize("focused", [True, False])
+def test_an_extra_pass_proposes_only_off_the_edits_already_applied(focused):
+    text = "He stated the plain truth."
+    r = Overlapping(focused)
+    # "noted the plain" overlaps the applied "said": left out before the pass decides, it does not keep "plain" out
+    assert r.normalize(text) == "He said the simple truth."
+    said = "He said the plain truth.".index("said")
+    hint = [[(0, said), (said + 4, len("He said the plain truth."))]]
+    assert r.asked == ([None, hint] if focused else [None, None])  # the hint reaches only an engine that takes it
+
+
 class Swaps(Restorer):
     """Proposes, per known word, a fixed swap at a fixed confidence (a toy spinner's table seen through a toy
     ranker that is unsure of each occurrence alone)."""

@@ -38,7 +38,7 @@ from normalizer.checkpoint import (
     read_config,
     resolve_checkpoint,
 )
-from normalizer.edits import Edit, GuardConfig, Token, guard_reason, tokenize
+from normalizer.edits import Edit, Focus, GuardConfig, Token, guard_reason, inside, tokenize
 from normalizer.inflection import match_case
 from normalizer.memo import PAIRS_MEMO, Memo
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
@@ -177,6 +177,8 @@ class Batch:
 
 class Pipeline(Restorer):
     """Restores spun text with candidates from thesauri and a pretrained language model to choose among them."""
+
+    proposes_in_focus = True
 
     def __init__(
         self,
@@ -343,11 +345,13 @@ class Pipeline(Restorer):
         batch_size: int | None = None,
         progress: bool = False,
         documents: list[str] | None = None,
+        focus: list[Focus] | None = None,
     ) -> list[list[Edit]]:
-        """Per piece, the likeliest candidate of each span with the ranker's probability as its confidence."""
+        """Per piece, the likeliest candidate of each span with the ranker's probability as its confidence; with
+        `focus`, only of the spans inside piece i's ranges `focus[i]`."""
         if self.ranker is None:
             raise ValueError("this pipeline has no ranker (train one with python -m training.ranker)")
-        found = self.score(pieces, batch_size=batch_size, progress=progress, documents=documents)
+        found = self.score(pieces, batch_size=batch_size, progress=progress, documents=documents, focus=focus)
         return [self.rank(f) for f in found]
 
     def score(
@@ -357,9 +361,11 @@ class Pipeline(Restorer):
         batch_size: int | None = None,
         progress: bool = False,
         documents: list[str] | None = None,
+        focus: list[Focus] | None = None,
     ) -> list[list[Scored]]:
         """Every rescored candidate of every piece with all its features (stages 1-4), in length-sorted batches;
-        `documents[i]` is piece i's whole document (default: the piece itself)."""
+        `documents[i]` is piece i's whole document (default: the piece itself), `focus[i]` the ranges its
+        candidates must lie within (default: anywhere)."""
         results: list[list[Scored]] = [[] for _ in pieces]
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         step = batch_size or self.config.batch_size
@@ -371,7 +377,9 @@ class Pipeline(Restorer):
         for k in range(0, len(order), step):
             which = order[k : k + step]
             docs = [documents[i] for i in which] if documents is not None else None
-            batch = self.rescore(self.prerank(self.first_pass(self.candidates([pieces[i] for i in which], docs))))
+            ranges = [focus[i] for i in which] if focus is not None else None
+            batch = self.candidates([pieces[i] for i in which], docs, ranges)
+            batch = self.rescore(self.prerank(self.first_pass(batch)))
             for i, piece in zip(which, batch.pieces):
                 results[i] = piece.candidates
             if bar is not None:
@@ -382,10 +390,13 @@ class Pipeline(Restorer):
 
     # ---- stages -----------------------------------------------------------------------------------------------
 
-    def candidates(self, texts: list[str], documents: list[str] | None = None) -> Batch:
+    def candidates(
+        self, texts: list[str], documents: list[str] | None = None, focus: list[Focus] | None = None
+    ) -> Batch:
         """Stage 1: each piece tokenised for the LM, with its candidates (spintax, the table, a user's spinner
         dictionary, the seq2seq model's proposals merged in where they agree with the table) and the counts of its
-        document (`documents[i]`, default the piece itself)."""
+        document (`documents[i]`, default the piece itself); with `focus`, only the candidates inside piece k's
+        ranges `focus[k]`."""
         proposals = self.seq2seq.propose(texts) if self.seq2seq is not None else [[] for _ in texts]
         stats: dict[int, DocumentStats] = {}
         counting = self.counts_documents
@@ -399,6 +410,8 @@ class Pipeline(Restorer):
             if len(seq) > 1:
                 ends = [0] + [t.end for t in tokens]
                 found = self.merged_candidates(text, tokens, proposed)
+                if focus is not None:
+                    found = [c for c in found if inside(c, focus[k])]
                 chunks = self.lm.chunk_ids_many([text[ends[c.first] : c.start] + c.after for c in found])
                 piece.candidates += [Scored(c, ids) for c, ids in zip(found, chunks) if ids]
             pieces.append(piece)
