@@ -539,6 +539,10 @@ def test_a_ranker_with_document_features_reads_the_documents(pipeline):
     # the same sentence in two documents is scored in each (its document features differ)
     first = dict(r[0].edits[0].scores)["doc_before"]
     assert first != dict(r[1].edits[0].scores)["doc_before"]
+    # an extra pass (given a dictionary) proposes each repaired piece in its document and in its focus
+    pipeline.dictionary = SpinnerDictionary()
+    pipeline.config = replace(pipeline.config, dictionary_passes=2)
+    assert [x.text for x in pipeline.restore_batch(docs)] == [x.text for x in r]
 
 
 def test_funnel_counts_where_swaps_are_lost(pipeline):
