@@ -30,16 +30,51 @@ def analyse(word: str) -> tuple[str, str | None, str | None]:
     return analyses(word)[0]
 
 
+@lru_cache(maxsize=50_000)
+def _all_forms(lemma: str, proper: bool) -> dict[str, tuple[str, ...]]:
+    """lemminflect's forms of `lemma` by Penn tag, looked up once per lemma (it copies its tables on every call)."""
+    from lemminflect import getAllInflections
+
+    return getAllInflections(lemma, "PROPN" if proper else None)
+
+
+@lru_cache(maxsize=50_000)
+def _oov_forms(lemma: str, upos: str) -> dict[str, tuple[str, ...]]:
+    from lemminflect import getAllInflectionsOOV
+
+    return getAllInflectionsOOV(lemma, upos)
+
+
+def _tagged(forms: dict[str, tuple[str, ...]], tag: str) -> tuple[str, ...] | None:
+    return forms.get({"NNP": "NN", "NNPS": "NNS"}.get(tag, tag))
+
+
+def inflection(lemma: str, tag: str) -> tuple[str, ...]:
+    """`lemminflect.getInflection(lemma, tag)`, the same steps over forms looked up once per lemma: the lexicon's
+    form for the tag, else for its alternative tags, else the rules' for a word it lacks."""
+    from lemminflect.core.LexicalUtils import pennTagAlts, tagToUPos
+
+    upos = tagToUPos(tag)
+    forms = _all_forms(lemma, upos == "PROPN")
+    form = _tagged(forms, tag)
+    if form is None:
+        for alt in pennTagAlts(tag):
+            form = forms.get(alt)
+            if form:
+                break
+    if form is None:
+        form = _tagged(_oov_forms(lemma, upos), tag)
+    return form or ()
+
+
 @lru_cache(maxsize=200_000)
 def inflect(phrase: str, tag: str | None, upos: str | None) -> str | None:
     """`phrase` inflected for Penn `tag` (verbs on their first word, others on their last), or None if impossible."""
     if tag is None or tag in BASE_TAGS:
         return phrase
-    from lemminflect import getInflection
-
     parts = phrase.split()
     head = 0 if upos == "VERB" else len(parts) - 1
-    forms = getInflection(parts[head], tag=tag)
+    forms = inflection(parts[head], tag)
     if not forms:
         return None
     parts[head] = forms[0]

@@ -103,3 +103,16 @@ def test_per_item_rng_is_order_independent(lexicon):
     a = s.spin(TEXT, rng=random.Random(7))
     s.spin("something else entirely")
     assert s.spin(TEXT, rng=random.Random(7)) == a
+
+
+def test_inflection_looked_up_once_per_lemma_is_lemminflects():
+    from lemminflect import getInflection
+    from wordfreq import top_n_list
+
+    from normalizer.inflection import inflection
+
+    words = [w for w in top_n_list("en", 3000) if w.isalpha()][::3] + ["Obama", "Paris", "grec", "xqzv", "octopus"]
+    tags = ["NN", "NNS", "NNP", "NNPS", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "JJ", "JJR", "JJS", "RB", "RBR", "RP"]
+    for word in words:
+        for tag in tags:
+            assert inflection(word, tag) == getInflection(word, tag=tag), (word, tag)
