@@ -113,9 +113,7 @@ def encode_pairs(pairs_dirs: list[str | Path], tokenizer_dir: str | Path, out: s
     return meta
 
 
-def load_encoded(
-    path: str | Path, tokenizer_dir: str | Path | None, with_aux: bool = True
-) -> tuple[dict, dict]:
+def load_encoded(path: str | Path, tokenizer_dir: str | Path | None, with_aux: bool = True) -> tuple[dict, dict]:
     """Training columns and the dev texts from an encoded file.
 
     Columns: `source`, `target`, `aux` (lists of id lists; empty lists unless `with_aux`) and `clean` (nothing was

@@ -36,9 +36,7 @@ def tune(model_dir: Path, pairs: Path, n: int = 400, seed: int = 0, batch_size: 
             table.append({"suppress_empty": suppress, "threshold": t, "passes": 1, **m})
     best = {**max(table, key=lambda row: (row["f0.5"], row["err"])), "passes": 1}
     # A second pass depends on which first-pass edits were applied, so it is scored at the chosen setting only.
-    two_pass = normalizer.with_options(
-        passes=2, suppress_empty=best["suppress_empty"], threshold=best["threshold"]
-    )
+    two_pass = normalizer.with_options(passes=2, suppress_empty=best["suppress_empty"], threshold=best["threshold"])
     m = evaluate(spun, two_pass.normalize_batch(spun, batch_size=batch_size), original, sacrebleu_scores=False)
     second = {"suppress_empty": best["suppress_empty"], "threshold": best["threshold"], "passes": 2, **m}
     table.append(second)
