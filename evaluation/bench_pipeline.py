@@ -97,25 +97,29 @@ def arithmetic(lm, fed: int, projected: int, seconds: float, sentences: int) -> 
 
 
 def gemm_rate(lm, rows: int = 512, repeats: int = 20) -> float:
-    """FLOP/s of `torch.nn.functional.linear` on this device, `rows` tokens through the model's largest
-    non-vocabulary weight in the model's dtype (the best of `repeats` timed calls, after warm-up)."""
+    """FLOP/s of one linear layer's product on this device, `rows` tokens through the model's largest
+    non-vocabulary weight in the model's precision (int8 layers: their own `forward`, the activations' rounding
+    included; the best of `repeats` timed calls, after warm-up)."""
+    from normalizer.stages.int8 import Int8Linear
+
     head = lm.model.get_output_embeddings()
-    weight = max(
-        (m.weight for m in lm.model.modules() if isinstance(m, torch.nn.Linear) and m is not head),
-        key=lambda w: w.numel(),
-    ).detach()
-    x = torch.randn(rows, weight.shape[1], dtype=weight.dtype, device=weight.device)
-    sync = torch.cuda.synchronize if weight.device.type == "cuda" else (lambda: None)
+    layer = max(
+        (m for m in lm.model.modules() if isinstance(m, (torch.nn.Linear, Int8Linear)) and m is not head),
+        key=lambda m: m.in_features * m.out_features,
+    )
+    device = next(lm.model.parameters()).device
+    x = torch.randn(rows, layer.in_features, dtype=lm.dtype, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     best = float("inf")
     with torch.inference_mode():
         for k in range(repeats + 3):
             sync()
             t = time.perf_counter()
-            torch.nn.functional.linear(x, weight)
+            layer(x)
             sync()
             if k >= 3:
                 best = min(best, time.perf_counter() - t)
-    return 2 * rows * weight.numel() / best
+    return 2 * rows * layer.in_features * layer.out_features / best
 
 
 def cached_vs_naive(pipeline: Pipeline, pieces: list[str], limit: int) -> dict:
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dtype",
         default="auto",
-        help="the LM's precision: auto (bf16 on CUDA and on CPUs with native bf16, else float32), float32, bfloat16",
+        help="the LM's precision: auto (bf16 on CUDA and on CPUs with native bf16, else float32), float32, bfloat16, "
+        "int8 (CPU: its linear layers' products in int8)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="sentences per LM pass (default: checkpoint)")
     parser.add_argument(
@@ -209,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         "load_seconds": load,
         "warmup_documents": len(warm),
         "warmup_seconds": warmup,
-        "lm_dtype": str(pipeline.lm.dtype),
+        "lm_dtype": pipeline.lm.precision,
         "batch_size": pipeline.config.batch_size,
         "continuation_batch": pipeline.lm.continuation_batch,
         "dictionaries": args.dictionary,

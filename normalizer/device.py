@@ -31,14 +31,22 @@ def cpu_supports_bf16() -> bool:
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+INT8 = "int8"
+"""A language model's precision besides `DTYPES`: float32 weights loaded, then its linear layers' products run in
+int8 on the CPU (`normalizer.stages.int8`)."""
 
 
 def model_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
-    """The precision models run in: `auto` is bfloat16 on CUDA cards that support it (float16 on older ones) and on
-    CPUs with native bf16 units, float32 elsewhere; or one of `DTYPES` by name."""
+    """The precision models are loaded in: `auto` is bfloat16 on CUDA cards that support it (float16 on older ones)
+    and on CPUs with native bf16 units, float32 elsewhere; or one of `DTYPES` by name; `int8` (CPU only) loads
+    float32, which the language model's loader then converts."""
+    if dtype == INT8:
+        if device.type != "cpu":
+            raise ValueError(f"dtype int8 runs on the CPU only, not on {device}")
+        return torch.float32
     if dtype != "auto":
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}")
+            raise ValueError(f"dtype must be auto, int8 or one of {', '.join(DTYPES)}, got {dtype!r}")
         return DTYPES[dtype]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -288,7 +288,8 @@ class Pipeline(Restorer):
     ) -> Pipeline:
         """Load a pipeline checkpoint (default: `$NORMALIZER_MODEL`, else the shipped model) and its language model.
 
-        `lm_dtype`: the language model's precision (`normalizer.device.model_dtype`: auto, float32, bfloat16, float16).
+        `lm_dtype`: the language model's precision (`normalizer.device.model_dtype`: auto, float32, bfloat16, float16,
+        or int8: its linear layers' products in int8 on the CPU, `normalizer.stages.int8`).
         `dictionaries`: spinner dictionary files (`key|alt|alt` lines) the text's spinner may have used, or one
         `SpinnerDictionary` already read.
         `overrides` replace fields of the stored `PipelineConfig` (e.g. `threshold=0.8`); a None value keeps the
@@ -305,12 +306,13 @@ class Pipeline(Restorer):
         seq2seq = None
         if config.seq2seq and (directory / "config.json").is_file():
             seq2seq = Seq2SeqRestorer.from_pretrained(directory, device=device)
-        language_model = LanguageModel.from_pretrained(lm, device=device, dtype=lm_dtype)
+        delta = None
         if (directory / LM_DELTA_FILE).is_file():
             if str(lm) == SMOLLM2:
-                language_model.apply_delta(directory / LM_DELTA_FILE)
+                delta = directory / LM_DELTA_FILE
             else:
                 logger.warning("%s: %s adapts SmolLM2, not %s: not applied", directory, LM_DELTA_FILE, lm)
+        language_model = LanguageModel.from_pretrained(lm, device=device, dtype=lm_dtype, delta=delta)
         pipeline = cls(
             CandidateTable.load(directory / CANDIDATES_FILE),
             language_model,

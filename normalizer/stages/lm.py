@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from normalizer.checkpoint import check_model_folder, check_safetensors, sha256_file
-from normalizer.device import model_dtype, resolve_device
+from normalizer.device import INT8, model_dtype, resolve_device
 from normalizer.memo import CHUNKS_MEMO, Memo
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ class LanguageModel:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.dtype = next(model.parameters()).dtype
+        self.int8 = False
+        """Whether the linear layers' products run in int8 (`quantize`)."""
         self.tokenizer = tokenizer
         # A document boundary token starts every sentence (SmolLM2's <|endoftext|>); the BOS otherwise.
         start = tokenizer.convert_tokens_to_ids("<|endoftext|>") if "<|endoftext|>" in tokenizer.get_vocab() else None
@@ -100,11 +102,33 @@ class LanguageModel:
         """Positions whose vocabulary logits were computed so far, padding included."""
 
     @classmethod
-    def from_pretrained(cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto") -> LanguageModel:
-        """`smollm2`, a `.gguf` file or a local causal LM directory (see `load_causal_lm`)."""
+    def from_pretrained(
+        cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto", delta: str | Path | None = None
+    ) -> LanguageModel:
+        """`smollm2`, a `.gguf` file or a local causal LM directory (see `load_causal_lm`), with the tensors of
+        `delta` laid over it (`apply_delta`); `dtype` int8 converts it after that (`quantize`)."""
         dev = resolve_device(device)
         model, tokenizer = load_causal_lm(path, dev, dtype)
-        return cls(model, tokenizer, device=dev)
+        lm = cls(model, tokenizer, device=dev)
+        if delta is not None:
+            lm.apply_delta(delta)
+        if dtype == INT8:
+            lm.quantize()
+        return lm
+
+    @property
+    def precision(self) -> str:
+        """What the linear layers compute in: `int8`, or the weights' dtype (`float32`, `bfloat16`, ...)."""
+        return INT8 if self.int8 else str(self.dtype).removeprefix("torch.")
+
+    def quantize(self) -> int:
+        """Run every linear layer's product in int8 from now on (`normalizer.stages.int8`; a float32 model on the
+        CPU). Returns the number of layers converted."""
+        from normalizer.stages.int8 import quantize_linears
+
+        replaced = quantize_linears(self.model)
+        self.int8 = True
+        return replaced
 
     def apply_delta(self, path: str | Path) -> int:
         """Replace the model's tensors by those of a safetensors file (`training.lm_news --export`): every tensor in
@@ -113,6 +137,8 @@ class LanguageModel:
         from safetensors.torch import load_file
 
         path = Path(path)
+        if self.int8:
+            raise ValueError(f"{path}: a delta is laid over the float weights, before the model is made int8")
         check_safetensors(path)
         delta = load_file(str(path))
         own = self.model.state_dict()
@@ -197,11 +223,14 @@ class LanguageModel:
         """Multiply-add FLOPs of the model's linear layers (2 per weight) per token fed, and of the vocabulary
         projection per position projected: with `tokens_fed` and `positions_projected`, the arithmetic a workload
         asked for (attention over the context, norms and activations left out)."""
+        from normalizer.stages.int8 import Int8Linear
+
         head = self.model.get_output_embeddings()
+        linears = (torch.nn.Linear, Int8Linear)
         per_token = sum(
-            2 * m.weight.numel() for m in self.model.modules() if isinstance(m, torch.nn.Linear) and m is not head
+            2 * m.in_features * m.out_features for m in self.model.modules() if isinstance(m, linears) and m is not head
         )
-        return per_token, 2 * head.weight.numel() if head is not None else 0
+        return per_token, 2 * head.in_features * head.out_features if head is not None else 0
 
     def word_tokens(self) -> dict[int, str]:
         """Every token that is by itself a whole word after a space (" said" and " Said" read as that one token),
