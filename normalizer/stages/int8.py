@@ -57,4 +57,9 @@ def quantize_linears(model: torch.nn.Module) -> int:
             if isinstance(child, torch.nn.Linear):
                 setattr(module, name, Int8Linear(child))
                 replaced += 1
+    # The loader's tensors can be views of one storage for the whole file, which any tensor left (the embeddings,
+    # the norms) keeps alive with every float weight in it: 0.4 GB more resident for SmolLM2. Copies free it.
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = tensor.data.clone()
     return replaced
