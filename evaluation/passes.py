@@ -46,9 +46,12 @@ def main(argv: list[str] | None = None) -> None:
         default=[None],
         help="with --no-dictionary: the extra passes' least confidence (`pass_threshold`; default the threshold)",
     )
+    parser.add_argument(
+        "--lm-dtype", default="auto", help="the LM's precision (auto, float32, bfloat16, float16, int8)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    pipeline = Pipeline.from_pretrained(args.pipeline)
+    pipeline = Pipeline.from_pretrained(args.pipeline, lm_dtype=args.lm_dtype)
     pipeline.cache_size = 1 << 20
     base = pipeline.config
     field = "passes" if args.no_dictionary else "dictionary_passes"

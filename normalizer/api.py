@@ -28,12 +28,15 @@ def load(
     device=None,
     threshold: float | None = None,
     dictionaries: list[str | Path] = (),
+    lm_dtype: str = "auto",
 ) -> Restorer:
     """The restorer a checkpoint offers (default: `$NORMALIZER_MODEL`, else the shipped model): the pipeline
     (`engine="pipeline"`), the seq2seq model alone (`"seq2seq"`), or `"auto"`: the pipeline when the checkpoint has
     one and the language model loads, else the seq2seq model, saying why in one logged warning. `threshold`
     replaces the checkpoint's own (None keeps it). `dictionaries`: spinner dictionary files (`key|alt|alt` lines)
-    the texts' spinner may have used; they need the pipeline (the seq2seq engine cannot use them: a ValueError)."""
+    the texts' spinner may have used; they need the pipeline (the seq2seq engine cannot use them: a ValueError).
+    `lm_dtype`: the pipeline's language model precision (`normalizer.device.lm_precision`: auto, float32, bfloat16,
+    float16, int8)."""
     from normalizer.engines.pipeline import Pipeline
     from normalizer.engines.seq2seq import Seq2SeqRestorer
 
@@ -45,7 +48,7 @@ def load(
     if engine == "pipeline" or (engine == "auto" and has_pipeline(directory)):
         try:
             return Pipeline.from_pretrained(
-                directory, lm=lm, device=device, threshold=threshold, dictionaries=dictionaries
+                directory, lm=lm, device=device, threshold=threshold, dictionaries=dictionaries, lm_dtype=lm_dtype
             )
         except (OSError, ImportError) as e:
             if engine == "pipeline" or dictionaries:

@@ -106,6 +106,16 @@ class Settings:
     channel: str | None = None
     """A file an earlier `--adapt` learnt (`CorpusEvidence`), to restore with instead of learning (its SHA-256 is
     part of the job, see `model_fingerprint`)."""
+    lm_dtype: str = "auto"
+    """The pipeline's language model precision (`normalizer.device.lm_precision`)."""
+
+    def as_job(self) -> dict:
+        """The settings as the manifest records them: `lm_dtype` only where it is not `auto`, so that a job
+        started before it was a setting resumes as the same job."""
+        out = dataclasses.asdict(self)
+        if out["lm_dtype"] == "auto":
+            del out["lm_dtype"]
+        return out
 
 
 def detect_kind(path: Path, kind: str | None = None) -> str:
@@ -499,6 +509,7 @@ def load_restorer(settings: Settings):
         lm=settings.lm or SMOLLM2,
         threshold=settings.threshold,
         dictionaries=settings.dictionaries,
+        lm_dtype=settings.lm_dtype,
     )
 
 
@@ -718,6 +729,7 @@ def run(
     lm: str | Path | None = None,
     threshold: float | None = None,
     dictionaries: list[str | Path] = (),
+    lm_dtype: str = "auto",
     workers: int = 1,
     cpus_per_worker: float | None = None,
     gpus_per_worker: float = 0,
@@ -767,6 +779,10 @@ def run(
         from normalizer.stages.dictionary import SpinnerDictionary
 
         SpinnerDictionary.load(dictionaries)  # a missing, binary or oversized file fails here, before any work
+    from normalizer.engines import LM_DTYPES
+
+    if lm_dtype not in LM_DTYPES:
+        raise ValueError(f"lm_dtype must be one of {', '.join(LM_DTYPES)}, got {lm_dtype!r}")
     if output_field in ADDED or output_field == field:
         raise ValueError(f"output_field {output_field!r} clashes with the input field or an output column")
     settings = Settings(
@@ -782,6 +798,7 @@ def run(
         dictionaries=[str(Path(d).resolve()) for d in dictionaries],
         adapt=adapt,
         channel=str(Path(channel).resolve()) if channel is not None else None,
+        lm_dtype=lm_dtype,
     )
     t0 = time.perf_counter()
     sources = [scan(p, shard_size, input_format) for p in inputs]
@@ -792,7 +809,7 @@ def run(
     job = {
         "sources": [{k: v for k, v in dataclasses.asdict(s).items() if k != "offsets"} for s in sources],
         "model": model_fingerprint(settings) if restorer_factory is None else {"path": "restorer_factory"},
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.as_job(),
     }
     out_dir = Path(output)
     check_output(out_dir, sources)
@@ -807,7 +824,7 @@ def run(
             "adapted": str(adapted.resolve()) if adapted else None,
             "verbose": verbose,
             "sources": [dataclasses.asdict(s) for s in sources],
-            "settings": dataclasses.asdict(settings),
+            "settings": settings.as_job(),
             "shards": [dataclasses.asdict(s) for s in pending],
         }
         done_records = 0
@@ -1125,7 +1142,7 @@ def _iterate(ray, pending, worker_job, out_dir, manifest, w, cpus_per_worker, sh
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from normalizer.engines import ENGINES
+    from normalizer.engines import ENGINES, LM_DTYPES
 
     p = argparse.ArgumentParser(
         prog="normalize-batch",
@@ -1143,6 +1160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINES, default="auto")
     p.add_argument("--lm", help="language model for the pipeline (local HF folder or .gguf; default SmolLM2)")
     p.add_argument("--min-confidence", type=float, help="apply edits at least this sure (default: the model's)")
+    p.add_argument(
+        "--lm-dtype",
+        choices=LM_DTYPES,
+        default="auto",
+        help="the pipeline's language model precision: auto is bf16 on CUDA and on CPUs with native bf16, int8 on "
+        "other CPUs",
+    )
     p.add_argument(
         "--dictionary",
         action="append",
@@ -1201,6 +1225,7 @@ def main(argv: list[str] | None = None) -> int:
             lm=args.lm,
             threshold=args.min_confidence,
             dictionaries=args.dictionary,
+            lm_dtype=args.lm_dtype,
             workers=args.workers,
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from normalizer.api import load, restore_each
 from normalizer.edits import edit_json
-from normalizer.engines import ENGINES
+from normalizer.engines import ENGINES, LM_DTYPES
 from normalizer.restorer import Restoration, Restorer
 
 CHUNK_LINES = 256
@@ -253,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="checkpoint directory (default: the shipped model or $NORMALIZER_MODEL)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument(
+        "--lm-dtype",
+        default="auto",
+        choices=LM_DTYPES,
+        help="the pipeline's language model precision: auto is bf16 on CUDA and on CPUs with native bf16, int8 on "
+        "other CPUs",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -393,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             threshold=args.min_confidence,
             dictionaries=dictionary or (),
+            lm_dtype=args.lm_dtype,
         )
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         print(f"normalize: cannot load model: {printable(str(e))}", file=sys.stderr)

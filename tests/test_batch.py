@@ -281,6 +281,22 @@ def test_dictionaries_are_part_of_the_job_and_checked_before_any_work(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_lm_dtype_reaches_the_workers_restorer_and_an_older_jobs_manifest_still_matches(tmp_path, monkeypatch):
+    from normalizer import api
+    from normalizer.batch import Settings, load_restorer, run
+
+    asked = {}
+    monkeypatch.setattr(api, "load", lambda *a, **kw: asked.update(kw))
+    load_restorer(Settings(lm_dtype="int8"))
+    assert asked["lm_dtype"] == "int8"
+    assert Settings(lm_dtype="float32").as_job()["lm_dtype"] == "float32"  # another precision is another job
+    older = Settings().as_job()  # what a job started before the setting existed recorded
+    assert "lm_dtype" not in older and Settings(**older) == Settings()
+    with pytest.raises(ValueError, match="lm_dtype must be one of"):
+        run([tmp_path / "in.jsonl"], tmp_path / "out", lm_dtype="int4")
+    assert not (tmp_path / "out").exists()
+
+
 def sha256_of(path):
     import hashlib
 

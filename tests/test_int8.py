@@ -77,3 +77,25 @@ def test_int8_is_for_float32_models_on_the_cpu():
     assert model_dtype(torch.device("cpu"), "int8") == torch.float32
     with pytest.raises(ValueError, match="float32 model on the CPU"):
         quantize_linears(torch.nn.Sequential(torch.nn.Linear(4, 4)).bfloat16())
+
+
+def test_auto_is_int8_on_x86_cpus_without_native_bf16(monkeypatch, tmp_path):
+    from normalizer import device as device_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_has_avx2", lambda: True)
+    assert device_module.lm_precision(cpu) == "int8"
+    assert LanguageModel.from_pretrained(tiny_lm_dir(tmp_path / "lm"), device="cpu").precision == "int8"
+    assert device_module.lm_precision(cpu, "float32") == "float32"
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: True)
+    assert device_module.lm_precision(cpu) == "bfloat16"
+    assert device_module.lm_precision(cpu, "int8") == "int8"
+    monkeypatch.setattr(device_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_has_avx2", lambda: False)  # ARM, or no /proc/cpuinfo
+    assert device_module.lm_precision(cpu) == "float32"
+    monkeypatch.setattr(device_module, "cpu_has_avx2", lambda: True)
+    monkeypatch.setattr(device_module, "int8_supported", lambda: False)
+    assert device_module.lm_precision(cpu) == "float32"
+    with pytest.raises(ValueError, match="_int_mm"):
+        device_module.lm_precision(cpu, "int8")

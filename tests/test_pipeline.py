@@ -321,6 +321,19 @@ def test_cli_runs_the_pipeline_when_the_checkpoint_has_one(tmp_path, pipeline_ch
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_cli_runs_the_pipeline_in_the_precision_asked_for(tmp_path, pipeline_checkpoint, monkeypatch, dtype):
+    from normalizer import cli as cli_module
+    from normalizer.api import load as real_load
+
+    loaded = []
+    monkeypatch.setattr(cli_module, "load", lambda *a, **k: loaded.append(real_load(*a, **k)) or loaded[-1])
+    code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--lm", str(tiny_lm_dir(tmp_path / "lm")),
+                    "--lm-dtype", dtype)  # fmt: skip
+    assert code == 0 and out == "He said it.\n"
+    assert loaded[0].lm.precision == dtype
+
+
 def test_cli_falls_back_to_seq2seq_in_one_line_when_the_lm_is_missing(tmp_path, pipeline_checkpoint, caplog):
     code, out = cli(tmp_path, "--model", str(pipeline_checkpoint), "--lm", str(tmp_path / "no-lm"))
     assert code == 0 and out is not None
@@ -653,7 +666,7 @@ def test_a_checkpoints_lm_delta_is_laid_over_smollm2_and_checked(tmp_path, pipel
     from normalizer.stages import lm as lm_module
 
     lm_dir = tiny_lm_dir(tmp_path / "lm")
-    base = LanguageModel.from_pretrained(lm_dir, device="cpu")
+    base = LanguageModel.from_pretrained(lm_dir, device="cpu", dtype="float32")
     name = "model.layers.0.mlp.down_proj.weight"
     weight = base.model.state_dict()[name]
     tuned = (weight + 0.5).to(torch.float16)
@@ -664,9 +677,9 @@ def test_a_checkpoints_lm_delta_is_laid_over_smollm2_and_checked(tmp_path, pipel
         "from_pretrained",
         classmethod(lambda cls, path, **kw: real(lm_dir if path == lm_module.SMOLLM2 else path, **kw)),
     )
-    pipe = Pipeline.from_pretrained(pipeline_checkpoint, device="cpu")
+    pipe = Pipeline.from_pretrained(pipeline_checkpoint, device="cpu", lm_dtype="float32")
     assert torch.equal(pipe.lm.model.state_dict()[name], tuned.float())
-    other = Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu")
+    other = Pipeline.from_pretrained(pipeline_checkpoint, lm=lm_dir, device="cpu", lm_dtype="float32")
     assert torch.equal(other.lm.model.state_dict()[name], weight)
     assert any("not applied" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     for bad, match in (

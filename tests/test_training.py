@@ -410,11 +410,11 @@ def test_lm_news_trains_the_top_layers_only_and_writes_a_checkpoint_the_pipeline
     before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed)
-    adapted = LanguageModel.from_pretrained(out, device="cpu")
+    adapted = LanguageModel.from_pretrained(out, device="cpu", dtype="float32")
     assert adapted.sequence_logprob([[1, 5, 6]])[0] < 0
     # The changed tensors alone, laid over the base, give the adapted model back (to float16 rounding).
     assert lm_news.export_delta(out, tmp_path / "delta.safetensors", base=base) == len(changed)
-    laid = LanguageModel.from_pretrained(base, device="cpu")
+    laid = LanguageModel.from_pretrained(base, device="cpu", dtype="float32")
     assert laid.apply_delta(tmp_path / "delta.safetensors") == len(changed)
     seq = [[1, 5, 6, 7, 8]]
     assert laid.sequence_logprob(seq)[0] == pytest.approx(adapted.sequence_logprob(seq)[0], rel=5e-3)

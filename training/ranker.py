@@ -313,9 +313,8 @@ def main(argv: list[str] | None = None) -> None:
             from normalizer.engines.seq2seq import Seq2SeqRestorer
 
             seq2seq = Seq2SeqRestorer.from_pretrained(args.seq2seq) if args.seq2seq else None
-            table, lm = CandidateTable.load(args.candidates), LanguageModel.from_pretrained(args.lm)
-            if args.lm_delta:
-                lm.apply_delta(args.lm_delta)
+            table = CandidateTable.load(args.candidates)
+            lm = LanguageModel.from_pretrained(args.lm, delta=args.lm_delta)
             loaded.append(Pipeline(table, lm, None, channel, None, config, seq2seq=seq2seq))
         return loaded[0]
 

@@ -7,3 +7,6 @@
 
 ENGINES = ("auto", "pipeline", "seq2seq")
 """Names a user may pick (`auto`: the pipeline when the checkpoint has one and its language model loads)."""
+
+LM_DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
+"""The pipeline's language model precisions a user may pick (`normalizer.device.lm_precision`)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from normalizer.checkpoint import check_model_folder, check_safetensors, sha256_file
-from normalizer.device import INT8, model_dtype, resolve_device
+from normalizer.device import INT8, lm_precision, model_dtype, resolve_device
 from normalizer.memo import CHUNKS_MEMO, Memo
 
 logger = logging.getLogger(__name__)
@@ -106,13 +106,15 @@ class LanguageModel:
         cls, path: str | Path = SMOLLM2, *, device=None, dtype: str = "auto", delta: str | Path | None = None
     ) -> LanguageModel:
         """`smollm2`, a `.gguf` file or a local causal LM directory (see `load_causal_lm`), with the tensors of
-        `delta` laid over it (`apply_delta`); `dtype` int8 converts it after that (`quantize`)."""
+        `delta` laid over it (`apply_delta`), in the precision of `normalizer.device.lm_precision` (`auto`: int8 on
+        CPUs without native bf16, converted after the delta, `quantize`)."""
         dev = resolve_device(device)
-        model, tokenizer = load_causal_lm(path, dev, dtype)
+        precision = lm_precision(dev, dtype)
+        model, tokenizer = load_causal_lm(path, dev, precision)
         lm = cls(model, tokenizer, device=dev)
         if delta is not None:
             lm.apply_delta(delta)
-        if dtype == INT8:
+        if precision == INT8:
             lm.quantize()
         return lm
 
