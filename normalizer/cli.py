@@ -196,15 +196,9 @@ def process(chunk: list[Line], normalizer: Restorer, args, out: BinaryIO, report
         out.write(render(ln, result, args))
 
 
-def adapted(normalizer: Restorer, args) -> tuple[Restorer, bytes | None]:
-    """The restorer with what `--channel` names, or what `--adapt` learns from the first `--adapt-sample` lines of
-    the input (standard input is read whole first, and its bytes returned for the run to restore)."""
-    from normalizer.restorer import CorpusEvidence
-
-    if normalizer.document_prior is None:
-        raise ValueError("--adapt and --channel need the pipeline engine (a document prior)")
-    if args.channel:
-        return normalizer.with_corpus(CorpusEvidence.load(args.channel)), None
+def read_sample(args) -> tuple[list[str], bytes | None]:
+    """The texts of the input's first `--adapt-sample` lines (documents with `--document file`), for `--adapt` and
+    `--induce-dictionary`; standard input is read whole first, and its bytes returned for the run to restore."""
     stdin_data = sys.stdin.buffer.read() if "-" in args.files else None
     sample: list[str] = []
     for name in args.files:
@@ -224,13 +218,44 @@ def adapted(normalizer: Restorer, args) -> tuple[Restorer, bytes | None]:
                     break
             if chunk and len(sample) < args.adapt_sample and args.document == "file":
                 sample.append("\n".join(chunk))
+    return sample, stdin_data
+
+
+def induced(normalizer: Restorer, sample: list[str], args) -> Restorer:
+    """The restorer with the spinner dictionary `sample` gives away (`Pipeline.induce_dictionary`), its lines written
+    to `--induce-dictionary`."""
+    if not hasattr(normalizer, "induce_dictionary"):
+        raise ValueError("--induce-dictionary needs the pipeline engine (a language model)")
+    normalizer, links = normalizer.induce_dictionary(sample, max_docs=args.adapt_sample, progress=show_progress(args))
+    from normalizer.induce import dictionary_lines
+
+    try:
+        Path(args.induce_dictionary).write_text("".join(f"{line}\n" for line in dictionary_lines(links)), "utf-8")
+    except OSError as e:
+        raise OSError(f"cannot write {args.induce_dictionary}: {e.strerror or e}") from None
+    print(
+        f"normalize: {len(links)} dictionary links induced from {len(sample)} texts, written to "
+        f"{printable(args.induce_dictionary)}",
+        file=sys.stderr,
+    )
+    return normalizer
+
+
+def adapted(normalizer: Restorer, args, sample: list[str] | None) -> Restorer:
+    """The restorer with what `--channel` names, or what `--adapt` learns from `sample`."""
+    from normalizer.restorer import CorpusEvidence
+
+    if normalizer.document_prior is None:
+        raise ValueError("--adapt and --channel need the pipeline engine (a document prior)")
+    if args.channel:
+        return normalizer.with_corpus(CorpusEvidence.load(args.channel))
     normalizer = normalizer.adapt(sample, max_docs=args.adapt_sample, progress=show_progress(args))
     if args.save_adapted:
         try:
             normalizer.corpus.save(args.save_adapted)
         except OSError as e:
             raise OSError(f"cannot write {args.save_adapted}: {e.strerror or e}") from None
-    return normalizer, stdin_data
+    return normalizer
 
 
 def show_progress(args) -> bool:
@@ -313,7 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1000,
         metavar="N",
-        help="lines --adapt learns from (default: the first 1000)",
+        help="lines --adapt and --induce-dictionary read (default: the first 1000)",
+    )
+    parser.add_argument(
+        "--induce-dictionary",
+        metavar="FILE",
+        help="read the input first (its first --adapt-sample lines), write the links a dictionary spinner gives "
+        "away there (key|alt lines, for --dictionary) to FILE, and restore with them; pipeline engine only",
     )
     parser.add_argument(
         "--save-adapted", metavar="FILE", help="write what --adapt learnt (JSON), to reuse with --channel"
@@ -407,9 +438,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     stdin_data = None
-    if args.adapt or args.channel:
+    if args.adapt or args.channel or args.induce_dictionary:
         try:
-            normalizer, stdin_data = adapted(normalizer, args)
+            sample = None
+            if args.adapt or args.induce_dictionary:
+                sample, stdin_data = read_sample(args)
+            if args.induce_dictionary:
+                normalizer = induced(normalizer, sample, args)
+            if args.adapt or args.channel:
+                normalizer = adapted(normalizer, args, sample)
         except (OSError, ValueError) as e:
             print(f"normalize: {printable(str(e))}", file=sys.stderr)
             return 1

@@ -604,6 +604,48 @@ def test_cli_adapt_on_stdin_keeps_lines_and_a_saved_channel_restores_the_same(
     assert main(["-", *base, "--engine", "seq2seq", "--adapt"]) == 1  # no document prior to adapt
 
 
+def test_cli_induce_dictionary_writes_the_links_and_restores_with_them(
+    tmp_path, pipeline_checkpoint, capsys, monkeypatch
+):
+    import io
+
+    from normalizer.cli import main
+    from normalizer.engines import pipeline as pipeline_module
+    from normalizer.induce import Link
+    from normalizer.wordrates import WordRates
+
+    lm_dir = tiny_lm_dir(tmp_path / "lm")
+    lines = ["He stated it.", "", "Nothing here."] * 4
+    data = ("\n".join(lines) + "\n").encode()
+    base = ["--model", str(pipeline_checkpoint), "--lm", str(lm_dir), "--device", "cpu", "--no-progress"]
+    read = []
+
+    def links(lm, texts, rates, progress=False):  # what the corpus gives away: its own tests are in test_induce
+        read.append(list(texts))
+        return [Link("said", "stated", 0.9, 4, 4, 0, 5.0, 4, 0.0)]
+
+    monkeypatch.setattr(pipeline_module, "induce_links", links)
+
+    def run(*args):
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+        out = tmp_path / "out.txt"
+        code = main(["-", "-o", str(out), *base, *args])
+        return code, out.read_text().split("\n")[:-1] if code == 0 else None
+
+    found = tmp_path / "found.txt"
+    capsys.readouterr()
+    assert run("--induce-dictionary", str(found))[0] == 1  # the checkpoint has no news word rates
+    err = capsys.readouterr().err
+    assert "word_rates.json" in err and len(err.strip().splitlines()) == 1 and not found.exists()
+    WordRates(1000, {"said": 10, "he": 10, "it": 10}).save(pipeline_checkpoint / "word_rates.json")
+    assert run() == (0, lines)  # "stated" is no candidate of the table
+    code, out = run("--induce-dictionary", str(found), "--adapt-sample", "3")
+    assert code == 0 and out == [x.replace("stated", "said") for x in lines]  # stdin read once, then restored whole
+    assert read == [["He stated it.", "Nothing here.", "He stated it."]] and found.read_text() == "said|stated\n"
+    assert "1 dictionary links induced from 3 texts" in capsys.readouterr().err
+    assert main(["-", *base, "--engine", "seq2seq", "--induce-dictionary", str(found)]) == 1
+
+
 def test_rankers_replay_from_a_kept_scoring_equals_restoring(tmp_path, pipeline):
     from evaluation.calibrate import measure
     from evaluation.rankers import evaluate, scored_sets

@@ -20,9 +20,11 @@ again and again more), applies proposals at or above the threshold (guard, overl
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,9 +41,11 @@ from normalizer.checkpoint import (
     resolve_checkpoint,
 )
 from normalizer.edits import Edit, Focus, GuardConfig, Token, guard_reason, inside, tokenize
+from normalizer.induce import Link, dictionary_lines, induce_links
 from normalizer.inflection import match_case
 from normalizer.memo import PAIRS_MEMO, Memo
 from normalizer.restorer import DocumentPrior, Restorer, check_threshold
+from normalizer.segment import text_list
 from normalizer.stages.candidates import PPS_SOURCE, Candidate, CandidateTable, spintax_candidates
 from normalizer.stages.dictionary import SpinnerDictionary
 from normalizer.stages.features import (
@@ -326,6 +330,30 @@ class Pipeline(Restorer):
         if (directory / WORD_RATES_FILE).is_file():
             pipeline.word_rates = WordRates.load(directory / WORD_RATES_FILE)
         return pipeline
+
+    def with_dictionary(self, lines: list[str], source: str = "<lines>") -> Pipeline:
+        """A copy of this pipeline that also reads these spinner dictionary lines (`key|alt|alt`) beside the
+        dictionaries it has; the loaded models and the proposal cache are shared."""
+        merged = SpinnerDictionary()
+        if self.dictionary is not None:
+            merged.originals = {alt: list(keys) for alt, keys in self.dictionary.originals.items()}
+            merged.alternatives = dict(self.dictionary.alternatives)
+        merged.add_lines(lines, source)
+        out = copy.copy(self)
+        out.dictionary = merged if len(merged) else self.dictionary
+        return out
+
+    def induce_dictionary(
+        self, texts: Iterable[str], *, max_docs: int = 1000, progress: bool = False
+    ) -> tuple[Pipeline, list[Link]]:
+        """The links a dictionary spinner's corpus gives away (`normalizer.induce.induce_links`, read from the first
+        `max_docs` of `texts`), and a copy of this pipeline that restores with them as a spinner dictionary."""
+        if self.word_rates is None:
+            raise ValueError(f"inducing a dictionary needs the checkpoint's {WORD_RATES_FILE} (clean news rates)")
+        if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1:
+            raise ValueError(f"max_docs must be an integer >= 1, got {max_docs!r}")
+        links = induce_links(self.lm, text_list(texts)[:max_docs], self.word_rates, progress=progress)
+        return self.with_dictionary(dictionary_lines(links), "<induced>"), links
 
     # ---- the engine -------------------------------------------------------------------------------------------
 
