@@ -76,5 +76,7 @@ def test_a_short_text_says_too_little_to_link():
 def test_the_harness_counts_one_word_swaps_as_gold_links():
     from evaluation.induce import gold_links
 
-    rows = [{"spun": "He stated it, and she stated, within reason.", "original": "He said it, and she said, in reason."}]
+    rows = [
+        {"spun": "He stated it, and she stated, within reason.", "original": "He said it, and she said, in reason."}
+    ]
     assert gold_links(rows) == {("stated", "said"): 2, ("within", "in"): 1}

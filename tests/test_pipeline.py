@@ -604,6 +604,27 @@ def test_cli_adapt_on_stdin_keeps_lines_and_a_saved_channel_restores_the_same(
     assert main(["-", *base, "--engine", "seq2seq", "--adapt"]) == 1  # no document prior to adapt
 
 
+def test_induced_links_join_a_users_dictionary_and_keep_the_passes_of_restoring_without_one(pipeline, monkeypatch):
+    from normalizer.engines import pipeline as pipeline_module
+    from normalizer.induce import Link
+    from normalizer.wordrates import WordRates
+
+    with pytest.raises(ValueError, match="word_rates"):
+        pipeline.induce_dictionary(["He stated it."])
+    found = [Link("said", "stated", 0.9, 4, 4, 0, 5.0, 4, 0.0)]
+    monkeypatch.setattr(pipeline_module, "induce_links", lambda lm, texts, rates, progress=False: found)
+    pipeline.word_rates = WordRates(1000, {"said": 10})
+    pipeline.config = replace(pipeline.config, passes=1, dictionary_passes=2)
+    induced, links = pipeline.induce_dictionary(["He stated it."])
+    assert links == found and induced.dictionary.originals == {"stated": ["said"]} and pipeline.dictionary is None
+    assert induced.passes == 1 and induced.restore("He stated it.").text == "He said it."
+    given = pipeline.with_dictionary(["company|firm"])
+    both, _ = given.induce_dictionary(["He stated it."])
+    assert both.dictionary.originals == {"firm": ["company"], "stated": ["said"]} and both.passes == 2
+    monkeypatch.setattr(pipeline_module, "induce_links", lambda lm, texts, rates, progress=False: [])
+    assert pipeline.induce_dictionary(["He said it."])[0].dictionary is None  # nothing found: nothing changes
+
+
 def test_cli_induce_dictionary_writes_the_links_and_restores_with_them(
     tmp_path, pipeline_checkpoint, capsys, monkeypatch
 ):

@@ -347,13 +347,17 @@ class Pipeline(Restorer):
         self, texts: Iterable[str], *, max_docs: int = 1000, progress: bool = False
     ) -> tuple[Pipeline, list[Link]]:
         """The links a dictionary spinner's corpus gives away (`normalizer.induce.induce_links`, read from the first
-        `max_docs` of `texts`), and a copy of this pipeline that restores with them as a spinner dictionary."""
+        `max_docs` of `texts`), and a copy of this pipeline that restores with them as a spinner dictionary (in
+        `passes` passes, as without them, unless a user's dictionary was given: then `dictionary_passes`)."""
         if self.word_rates is None:
             raise ValueError(f"inducing a dictionary needs the checkpoint's {WORD_RATES_FILE} (clean news rates)")
         if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1:
             raise ValueError(f"max_docs must be an integer >= 1, got {max_docs!r}")
         links = induce_links(self.lm, text_list(texts)[:max_docs], self.word_rates, progress=progress)
-        return self.with_dictionary(dictionary_lines(links), "<induced>"), links
+        induced = self.with_dictionary(dictionary_lines(links), "<induced>")
+        if self.dictionary is None:  # as measured: the links alone keep the passes of restoring without them
+            induced.config = replace(induced.config, dictionary_passes=self.config.passes)
+        return induced, links
 
     # ---- the engine -------------------------------------------------------------------------------------------
 
