@@ -84,7 +84,7 @@ def _chunks(lm, texts: list[str], max_tokens: int):
 
 @torch.inference_mode()
 def predicted_words(
-    lm, texts: list[str], *, top_k: int = 20, max_tokens: int = 512, batch: int = 8, progress: bool = False
+    lm, texts: list[str], *, top_k: int = 20, max_tokens: int = 512, batch: int = 2, progress: bool = False
 ) -> tuple[Counter, dict[str, dict[str, list]]]:
     """How often each word (lower case) starts a token of `texts`, and per word, for each of the model's
     likeliest `top_k` whole words there (`LanguageModel.word_tokens`, from the words before it), [summed
