@@ -526,10 +526,13 @@ class Output:
 
     The file is written to a temporary file beside the target (through a symlink: beside the file it points to),
     given the target's own mode (or a new file's), and renamed over the target only on success; on an error,
-    Ctrl-C or SIGTERM the temporary file is removed and the target is untouched."""
+    Ctrl-C or SIGTERM the temporary file is removed and the target is untouched. A target that exists and is not a
+    regular file (`/dev/null`, a pipe, a terminal) is written into directly: renaming a file over it would replace
+    the device."""
 
     def __init__(self, name: str | None):
         self.name, self.tmp, self.stream = name, None, sys.stdout.buffer if name is None else None
+        self.direct = False
         if name is None:
             return
         target = Path(name)
@@ -538,6 +541,9 @@ class Output:
         if target.is_dir():
             raise IsADirectoryError(21, "is a directory", name)
         self.target = target
+        if target.exists() and not target.is_file():
+            self.stream, self.direct = open(target, "wb"), True
+            return
         fd, self.tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         self.stream = os.fdopen(fd, "wb")
 
@@ -565,6 +571,9 @@ class Output:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.name is None:
             self.stream.flush()
+            return
+        if self.direct:
+            self.stream.close()
             return
         signal.signal(signal.SIGTERM, self._old_term)
         if exc_type is not None:

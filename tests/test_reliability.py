@@ -273,6 +273,22 @@ def test_output_through_a_symlink_keeps_link_and_mode(tmp_path, saved_model_dir)
     assert real.stat().st_mode & 0o777 == 0o600
 
 
+def test_output_to_a_device_or_pipe_writes_into_it_and_never_replaces_it(tmp_path, saved_model_dir):
+    import os
+    import stat
+
+    # `-o /dev/null` as root must not rename a regular file over /dev/null: a FIFO stands in for the device.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert _cli(tmp_path, saved_model_dir, "-o", str(fifo)) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got and got[0].count(b"\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "pipe"]  # no temporary file beside it
+
+
 def test_stdin_named_twice_is_a_usage_error(saved_model_dir):
     with pytest.raises(SystemExit) as e:
         main(["-", "-", "--model", str(saved_model_dir)])
