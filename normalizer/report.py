@@ -96,8 +96,15 @@ class Report:
         return "\n".join(parts) + "\n"
 
     def write(self, path: str | Path) -> Path:
-        """Write the page atomically (a temporary file renamed into place)."""
+        """Write the page atomically (a temporary file renamed into place); through a symlink, the file it points to;
+        into a target that is not a regular file (`/dev/null`, a pipe) directly, never renamed over it."""
         path = Path(path)
+        if path.is_symlink():
+            path = path.resolve()
+        if path.exists() and not path.is_file() and not path.is_dir():
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.render())
+            return path
         fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".report-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

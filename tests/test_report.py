@@ -71,6 +71,28 @@ def test_edits_are_marked_where_restore_says(tmp_path):
     assert any(t == "svg" for t, _ in page.tags)
 
 
+def test_a_report_through_a_symlink_or_into_a_pipe_keeps_the_link_and_the_pipe(tmp_path):
+    import os
+    import stat
+    import threading
+
+    r = restoration("He mentioned it.")
+    real, link = tmp_path / "real.html", tmp_path / "link.html"
+    real.write_text("old")
+    link.symlink_to(real)
+    write_html([r], link, threshold=0.8)
+    assert link.is_symlink() and "mentioned" in real.read_text()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # stands in for /dev/null: renaming a file over it would replace the device
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_html([r], fifo, threshold=0.8)
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got and "mentioned" in got[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.html", "pipe", "real.html"]
+
+
 def test_hostile_input_renders_as_text(tmp_path):
     r = restoration(HOSTILE + "\ud800 end")
     path = write_html([r], tmp_path / "r.html", names=['<b onmouseover="x">name</b>'])
