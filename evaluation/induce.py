@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import random
 import sys
@@ -28,19 +27,20 @@ from pathlib import Path
 
 from evaluation.calibrate import measure
 from evaluation.testsets import load_testset
+from normalizer.edits import words
+from normalizer.metrics import extract_edits
 
 
 def gold_links(rows: list[dict]) -> Counter:
-    """(spun word, original word) of every one-word swap, lower case: equal-length replaced blocks, word by word."""
+    """(spun word, original word) of every one-word swap, lower case, as `normalizer.metrics` finds word edits
+    (equal-length replaced blocks split word by word)."""
     out: Counter = Counter()
     for r in rows:
-        a, b = r["spun"].split(), r["original"].split()
-        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-            if op == "replace" and i2 - i1 == j2 - j1:
-                for x, y in zip(a[i1:i2], b[j1:j2]):
-                    x, y = x.strip(".,;:\"'()").lower(), y.strip(".,;:\"'()").lower()
-                    if x != y and x.isalpha() and y.isalpha():
-                        out[(x, y)] += 1
+        spun = words(r["spun"])
+        for start, end, after in extract_edits(r["spun"], r["original"]):
+            if end - start == 1 and len(after) == 1 and spun[start].isalpha() and after[0].isalpha():
+                if spun[start].lower() != after[0].lower():
+                    out[(spun[start].lower(), after[0].lower())] += 1
     return out
 
 
