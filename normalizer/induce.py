@@ -64,8 +64,10 @@ def _names(texts: list[str]) -> set[str]:
     inside, capital = Counter(), Counter()
     for text in texts:
         for m in WORD_RE.finditer(text):
-            before = text[: m.start()].rstrip()
-            if not before or before[-1] in SENTENCE_END:
+            i = m.start() - 1
+            while i >= 0 and text[i].isspace():
+                i -= 1
+            if i < 0 or text[i] in SENTENCE_END:
                 continue
             w = m.group()
             inside[w.lower()] += 1
